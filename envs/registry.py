@@ -1,0 +1,76 @@
+"""Turns `env.id` into a batched environment.
+
+`CartPole-v1` is a gymnasium id, `gym:CartPole-v1` a legacy gym id (TF-Agents'
+suite_gym) and `module:EnvId` a user's own gymnasium environment: gymnasium
+imports the module, whose import registers the id.
+"""
+
+import contextlib
+import io
+import os
+import sys
+from typing import Optional, Tuple
+
+LEGACY_PREFIX = "gym:"
+
+
+class UnknownEnvironment(ValueError):
+  """`env.id` names nothing that can be made; the message says why in one line."""
+
+
+def env_spaces(env_id: str) -> Tuple[object, object]:
+  """(observation_space, action_space) of one environment, without TensorFlow.
+
+  Raises:
+    UnknownEnvironment: the id or its module is not usable.
+  """
+  with _explained(env_id):
+    if env_id.startswith(LEGACY_PREFIX):
+      gym = import_legacy_gym()
+      env = gym.make(env_id[len(LEGACY_PREFIX):])
+    else:
+      import gymnasium  # pylint: disable=g-import-not-at-top
+      env = gymnasium.make(env_id)
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def make_batched_env(env_id: str, num_envs: int, max_episode_steps: Optional[int] = None,
+                     render: bool = False):
+  """Makes `num_envs` lanes of `env_id` as a `BatchedEnv`.
+
+  Raises:
+    UnknownEnvironment: the id, module or space is not usable.
+  """
+  from reverie.envs import batched  # pylint: disable=g-import-not-at-top
+  with _explained(env_id):
+    if env_id.startswith(LEGACY_PREFIX):
+      import_legacy_gym()
+      return batched.LegacyGymBatchedEnv(env_id[len(LEGACY_PREFIX):], num_envs,
+                                         max_episode_steps, render)
+    return batched.GymnasiumBatchedEnv(env_id, num_envs, max_episode_steps, render)
+
+
+def import_legacy_gym():
+  """gym 0.23, without the banner it prints to stderr on import."""
+  with contextlib.redirect_stderr(io.StringIO()):
+    import gym  # pylint: disable=g-import-not-at-top
+  return gym
+
+
+@contextlib.contextmanager
+def _explained(env_id: str):
+  if os.getcwd() not in sys.path and "" not in sys.path:
+    sys.path.append(os.getcwd())  # module:EnvId may name a module in the working directory.
+  try:
+    yield
+  except ModuleNotFoundError as e:
+    raise UnknownEnvironment(
+        f"{env_id}: cannot import module {e.name or env_id.split(':')[0]!r}; put it in the "
+        "working directory or on PYTHONPATH") from None
+  except Exception as e:  # gymnasium and gym raise several error types for a bad id.
+    if type(e).__module__.split(".")[0] not in ("gymnasium", "gym") and not isinstance(e, ValueError):
+      raise
+    message = " ".join(str(e).split("In call to configurable")[0].split())
+    raise UnknownEnvironment(f"{env_id}: {message}") from None
