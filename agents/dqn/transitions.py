@@ -1,0 +1,131 @@
+"""n-step transitions: summed by actors in numpy, read by the learner as trajectories.
+
+One Reverb item is one vector step of an actor: every column has the actor's
+lanes first ([N] or [N, ...]), so one item carries N transitions (DESIGN.md:
+an item costs about 25 us whatever its width). The learner samples items,
+regroups lanes into batches and masks the lanes that carry no transition.
+
+Column meaning, per lane, for the transition that started n-1 steps ago at s:
+  observation       o_s
+  action            a_s
+  reward            sum_{k<m} gamma^k r_{s+k}, m = n or fewer if the episode ended
+  discount          gamma^(m-1) if the bootstrap state o_{s+m} is live, else 0
+  next_observation  o_{s+m}
+  valid             False where the lane carries nothing (a reset step, warm-up)
+"""
+
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.trajectories import time_step as ts
+from tf_agents.trajectories import trajectory
+
+from reverie.envs.batched import BatchStep
+
+COLUMNS = ("observation", "action", "reward", "discount", "next_observation", "valid")
+
+
+def item_signature(observation_spec, action_spec, num_lanes: int) -> Dict[str, tf.TensorSpec]:
+  """The Reverb table signature of one item: N transitions."""
+  def spec(shape, dtype, name):
+    return tf.TensorSpec([num_lanes, *shape], dtype, name)
+  return {
+      "observation": spec(observation_spec.shape, observation_spec.dtype, "observation"),
+      "action": spec(action_spec.shape, action_spec.dtype, "action"),
+      "reward": spec((), tf.float32, "reward"),
+      "discount": spec((), tf.float32, "discount"),
+      "next_observation": spec(observation_spec.shape, observation_spec.dtype, "next_observation"),
+      "valid": spec((), tf.bool, "valid"),
+  }
+
+
+class NStepAccumulator:
+  """Turns batched env steps into n-step transitions, all lanes at once.
+
+  Keeps the last n steps of every lane in ring buffers and, each step, emits
+  the transition that started n-1 steps earlier. Never crosses an episode:
+  rewards after a lane's episode ended are masked, and the reset step that
+  follows (`BatchStep.started`) starts no transition.
+  """
+
+  def __init__(self, num_lanes: int, n_step: int, gamma: float, observation: np.ndarray):
+    self._n, self._gamma = n_step, gamma
+    self._obs = np.zeros((n_step + 1, *observation.shape), observation.dtype)
+    self._obs[-1] = observation
+    self._actions: Optional[np.ndarray] = None
+    self._rewards = np.zeros((n_step, num_lanes), np.float32)
+    self._ended = np.zeros((n_step, num_lanes), bool)       # step s+k ended the episode
+    self._terminal = np.zeros((n_step, num_lanes), bool)    # ... in a terminal state
+    self._live = np.zeros((n_step, num_lanes), bool)        # step s+k carries a transition
+    self._lanes = np.arange(num_lanes)
+
+  def add(self, action: np.ndarray, step: BatchStep) -> Dict[str, np.ndarray]:
+    """Records a_t and the step it led to; returns the item of transitions ready now."""
+    if self._actions is None:
+      self._actions = np.zeros((self._n, *action.shape), action.dtype)
+    for buf in (self._obs, self._actions, self._rewards, self._ended, self._terminal, self._live):
+      buf[:-1] = buf[1:]
+    self._obs[-1] = step.observation
+    self._actions[-1] = action
+    self._rewards[-1] = step.reward
+    self._ended[-1] = step.terminated | step.truncated
+    self._terminal[-1] = step.terminated
+    self._live[-1] = ~step.started
+    return self._emit()
+
+  def _emit(self) -> Dict[str, np.ndarray]:
+    alive = np.ones_like(self._live[0])       # the episode of s has not ended before s+k
+    ret = np.zeros_like(self._rewards[0])
+    steps = np.zeros(len(self._lanes), np.int64)  # m: steps inside the window
+    terminal = np.zeros_like(alive)
+    for k in range(self._n):
+      ret += alive * (self._gamma ** k) * self._rewards[k]
+      steps += alive
+      terminal |= alive & self._terminal[k]
+      alive = alive & ~self._ended[k]
+    discount = np.where(terminal, 0.0, self._gamma ** (steps - 1)).astype(np.float32)
+    return {
+        "observation": self._obs[0].copy(),
+        "action": self._actions[0].copy(),
+        "reward": ret,
+        "discount": discount,
+        "next_observation": self._obs[steps, self._lanes],
+        "valid": self._live[0].copy(),
+    }
+
+
+def to_trajectory(item: Dict[str, tf.Tensor]) -> trajectory.Trajectory:
+  """A batch of transitions ([B] columns) as the [B, 2] trajectory DqnAgent trains on.
+
+  Invalid lanes become LAST steps, which DqnAgent's loss masks out.
+  """
+  valid = item["valid"]
+  step_type = tf.where(valid, ts.StepType.MID, ts.StepType.LAST)
+  mid = tf.fill(tf.shape(valid), ts.StepType.MID)
+  stack = lambda first, second: tf.stack([first, second], axis=1)
+  return trajectory.Trajectory(
+      step_type=stack(step_type, mid),
+      observation=stack(item["observation"], item["next_observation"]),
+      action=stack(item["action"], item["action"]),
+      policy_info=(),
+      next_step_type=stack(mid, mid),
+      reward=stack(item["reward"], tf.zeros_like(item["reward"])),
+      discount=stack(item["discount"], tf.ones_like(item["discount"])))
+
+
+def make_dataset(server_address: str, table: str, batch_size: int,
+                 rate_limiter_timeout_ms: int) -> tf.data.Dataset:
+  """Batches of [batch_size, 2] trajectories sampled from a Reverb table of items."""
+  import reverb  # pylint: disable=g-import-not-at-top
+  dataset = reverb.TrajectoryDataset.from_table_signature(
+      server_address, table, max_in_flight_samples_per_worker=4,
+      rate_limiter_timeout_ms=rate_limiter_timeout_ms, get_signature_timeout_secs=30)
+  lanes = dataset.element_spec.data["valid"].shape[0]
+  in_flight = max(4, 2 * -(-batch_size // lanes))
+  dataset = reverb.TrajectoryDataset.from_table_signature(
+      server_address, table, max_in_flight_samples_per_worker=in_flight,
+      rate_limiter_timeout_ms=rate_limiter_timeout_ms, get_signature_timeout_secs=30)
+  dataset = dataset.map(lambda sample: sample.data)
+  dataset = dataset.rebatch(batch_size, drop_remainder=True)
+  return dataset.map(lambda item: (to_trajectory(item), ())).prefetch(2)
