@@ -1,0 +1,1 @@
+"""Reverie launch: how processes start and connect."""

@@ -1,0 +1,124 @@
+"""Actor role: steps a batch of environments and writes n-step transitions to Reverb.
+
+One batched policy call per vector step, one Reverb item per vector step
+(N transitions, see agents/dqn/transitions.py), fresh weights from the
+variables table every `actor.weight_update_interval_steps` env steps.
+"""
+
+import logging
+import time
+
+import numpy as np
+import reverb
+import tensorflow as tf
+from tf_agents.experimental.distributed import reverb_variable_container as rvc
+
+from reverie.agents.dqn import agent as dqn_agent
+from reverie.agents.dqn import transitions
+from reverie.envs.registry import make_batched_env
+from reverie.launch import contract
+from reverie.launch.config_schema import Config
+from reverie.launch.run_state import RunState
+
+log = logging.getLogger("reverie.actor")
+_PENDING_ITEMS = 8        # items in flight before the writer waits for the server
+_FLUSH_TIMEOUT_MS = 1000  # then it re-checks whether the run stopped
+_SUMMARY_SECONDS = 2.0
+
+
+def run_actor(config: Config, index: int, server_address: str, run_dir: contract.RunDir,
+              state: RunState) -> None:
+  """Collects until the run stops or reaches `run.max_env_steps`."""
+  lanes = config.actor.envs_per_actor
+  env = make_batched_env(config.env.id, lanes, config.env.max_episode_steps)
+  network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
+  network.create_variables()
+  policy = dqn_agent.EpsilonGreedy(network, env.observation_spec, env.action_spec,
+                                   seed=config.seed * 1000 + index)
+  variables = {contract.POLICY_KEY: network.variables,
+               contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
+  container = rvc.ReverbVariableContainer(server_address, table_names=[contract.VARIABLES_TABLE])
+  container.update(variables)
+  client = reverb.Client(server_address)
+  writer = client.trajectory_writer(num_keep_alive_refs=1)
+  summary = tf.summary.create_file_writer(str(run_dir.tensorboard("actor", index)))
+
+  observation = env.reset(seed=config.seed * 1000 + index * lanes)
+  check_batch(observation, env.observation_spec, lanes, f"actor {index} observation")
+  nstep = transitions.NStepAccumulator(lanes, config.agent.n_step_update, config.agent.gamma,
+                                       observation)
+  episode_return, episode_length = np.zeros(lanes), np.zeros(lanes, np.int64)
+  since_pull, env_steps = 0, 0
+  window = _Window(time.monotonic(), state.env_steps)
+  log.info("actor %d: %d environments of %s", index, lanes, config.env.id)
+  try:
+    while not state.stop.is_set() and not state.collection_done.is_set():
+      epsilon = dqn_agent.epsilon_at(config.agent, env_steps)
+      action = policy.act(observation, epsilon).numpy()
+      step = env.step(action)
+      observation = step.observation
+      item = nstep.add(action, step)
+      if item["valid"].any():
+        writer.append(item)
+        writer.create_item(contract.EXPERIENCE_TABLE, 1.0,
+                           {k: writer.history[k][-1] for k in transitions.COLUMNS})
+        _flush(writer, state)
+      moved = ~step.started
+      episode_return = np.where(step.started, 0.0, episode_return + step.reward)
+      episode_length = np.where(step.started, 0, episode_length + 1)
+      ended = (step.terminated | step.truncated) & moved
+      returns = episode_return[ended].tolist()
+      window.add(returns, episode_length[ended].tolist())
+      env_steps = state.add_env_steps(int(moved.sum()), returns)
+      since_pull += int(moved.sum())
+      if since_pull >= config.actor.weight_update_interval_steps:
+        container.update(variables)
+        since_pull = 0
+      window.maybe_write(summary, env_steps, state)
+  finally:
+    writer.close()
+    env.close()
+    summary.close()
+
+
+def _flush(writer, state: RunState) -> None:
+  """Waits while the rate limiter holds inserts back, re-checking for the end of the run."""
+  while not state.stop.is_set():
+    try:
+      writer.flush(block_until_num_items=_PENDING_ITEMS, timeout_ms=_FLUSH_TIMEOUT_MS)
+      return
+    except reverb.errors.DeadlineExceededError:
+      continue
+
+
+def check_batch(value: np.ndarray, spec, lanes: int, name: str) -> None:
+  """Fails with the tensor's name, the expected spec and what arrived."""
+  expected = (lanes, *spec.shape)
+  if value.shape != expected or value.dtype != spec.dtype:
+    raise ValueError(f"{name}: expected {np.dtype(spec.dtype).name}{list(expected)}, "
+                     f"got {value.dtype.name}{list(value.shape)}")
+
+
+class _Window:
+  """Episode returns and step rate since the last summary."""
+
+  def __init__(self, start: float, env_steps: int):
+    self.start, self.env_steps = start, env_steps
+    self.returns, self.lengths = [], []
+
+  def add(self, returns, lengths):
+    self.returns += returns
+    self.lengths += lengths
+
+  def maybe_write(self, summary, env_steps: int, state: RunState) -> None:
+    now = time.monotonic()
+    if now - self.start < _SUMMARY_SECONDS:
+      return
+    rate = (env_steps - self.env_steps) / (now - self.start)
+    state.env_steps_per_second = rate
+    with summary.as_default(step=env_steps):
+      tf.summary.scalar("actor/env_steps_per_second", rate)
+      if self.returns:
+        tf.summary.scalar("actor/episode_return", float(np.mean(self.returns)))
+        tf.summary.scalar("actor/episode_length", float(np.mean(self.lengths)))
+    self.__init__(now, env_steps)

@@ -1,0 +1,227 @@
+"""The `reverie` command line (DESIGN.md, 'The command line').
+
+Config, environment and port checks run before TensorFlow is imported, so bad
+input is answered in a fraction of a second with one line and exit code 2.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import signal
+import socket
+import sys
+import time
+import warnings
+from typing import List, Optional
+
+SUPPORTED = "Reverie runs on Linux x86_64 with Python 3.11 (dm-reverb's wheels); " \
+            "elsewhere use the container image (see README.md)"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  """Entry point of the `reverie` console script; returns the exit code."""
+  if sys.version_info[:2] != (3, 11) or sys.platform != "linux" or \
+      platform.machine() not in ("x86_64", "AMD64"):
+    print(f"reverie: error: Python {platform.python_version()} on {sys.platform} "
+          f"{platform.machine()}: {SUPPORTED}", file=sys.stderr)
+    return 2
+  args = _parser().parse_args(argv)
+  from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
+  try:
+    return args.command(args)
+  except ReverieError as e:
+    print(f"reverie: error: {e}", file=sys.stderr)
+    return e.exit_code
+  except TrainingFailed as e:
+    print(f"reverie: training failed: {e}", file=sys.stderr)
+    return e.exit_code
+  except KeyboardInterrupt:
+    print("reverie: interrupted", file=sys.stderr)
+    return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="reverie", description=__doc__.splitlines()[0])
+  sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+  train = sub.add_parser("train", help="train a policy")
+  train.add_argument("config", help="a YAML path or a name from configs/ (dqn_cartpole)")
+  train.add_argument("--run-dir", help="where the run writes (default runs/<config>-<time>)")
+  train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key; repeatable")
+  train.set_defaults(command=_train)
+
+  evaluate = sub.add_parser("eval", help="score a run's policy, a SavedModel or a .tflite file")
+  evaluate.add_argument("path")
+  evaluate.add_argument("--episodes", type=int, default=20)
+  evaluate.add_argument("--env", help="environment id (required outside a run directory)")
+  evaluate.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
+  evaluate.add_argument("--output", help="where summary.json and episodes.csv go")
+  evaluate.set_defaults(command=_eval)
+
+  config = sub.add_parser("config", help="print every config key: value, type, doc")
+  config.add_argument("config")
+  config.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+  config.set_defaults(command=_config)
+  return parser
+
+
+def _config(args) -> int:
+  from reverie.launch.config import describe, load_config  # pylint: disable=g-import-not-at-top
+  loaded = load_config(args.config, args.set)
+  rows = list(describe(loaded.config))
+  width = max(len(key) for key, *_ in rows)
+  type_width = max(len(kind) for _, _, kind, _ in rows)
+  for key, value, kind, doc in rows:
+    shown = json.dumps(value) if not isinstance(value, str) else value
+    print(f"{key:<{width}}  {shown:<14} {kind:<{type_width}}  {doc}")
+  return 0
+
+
+def _eval(args) -> int:
+  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  if args.episodes < 1:
+    raise ReverieError(f"--episodes: must be >= 1, got {args.episodes}")
+  _quiet_tensorflow()
+  from reverie.launch import policy_eval  # pylint: disable=g-import-not-at-top
+  from reverie.envs.registry import UnknownEnvironment  # pylint: disable=g-import-not-at-top
+  try:
+    summary = policy_eval.evaluate(args.path, args.episodes, args.env, args.seed, args.output)
+  except UnknownEnvironment as e:
+    raise ReverieError(f"--env: {e}") from None
+  print(policy_eval.summary_line(summary))
+  return 0
+
+
+def _train(args) -> int:
+  from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  loaded = load_config(args.config, args.set)
+  config = loaded.config
+  _check_env(config)
+  if config.replay.port is not None:
+    from reverie.launch.ports import check_port_free  # pylint: disable=g-import-not-at-top
+    check_port_free(config.replay.port)
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  root = pathlib.Path(args.run_dir or f"runs/{loaded.name}-{stamp}")
+  if root.exists() and any(root.iterdir()):
+    raise ReverieError(f"--run-dir {root}: already holds files; give a new or empty directory")
+  root.mkdir(parents=True, exist_ok=True)
+  print(root, flush=True)
+  (root / "config.yaml").write_text(loaded.to_yaml())
+  return _run_training(config, root)
+
+
+def _check_env(config) -> None:
+  from reverie.envs.registry import UnknownEnvironment, env_spaces  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config_schema import check_agent_spaces  # pylint: disable=g-import-not-at-top
+  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  try:
+    observation_space, action_space = env_spaces(config.env.id)
+  except UnknownEnvironment as e:
+    raise ReverieError(f"env.id: {e}") from None
+  check_agent_spaces(config, observation_space, action_space)
+
+
+def _run_training(config, root: pathlib.Path) -> int:
+  _quiet_tensorflow()
+  from reverie.launch import contract  # pylint: disable=g-import-not-at-top
+  from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
+  from reverie.launch.local import run_local, setup_role_logs  # pylint: disable=g-import-not-at-top
+  from reverie.launch.progress import Progress  # pylint: disable=g-import-not-at-top
+  from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
+  run_dir = contract.RunDir(root)
+  setup_role_logs(run_dir, config)
+  _native_stderr_to(run_dir.log("native"))
+  state = RunState(max_env_steps=config.run.max_env_steps)
+  progress = Progress(state)
+  started = time.time()
+  signal.signal(signal.SIGTERM, _raise_terminated)
+  status, code, reason = "failed", 1, None
+  try:
+    run_local(config, run_dir, progress, state)
+    status, code, reason = "finished", 0, state.stop_reason
+  except ReverieError:
+    status, code, reason = "failed", 2, "bad input"
+    raise
+  except TrainingFailed as e:
+    reason = str(e)
+    raise
+  except KeyboardInterrupt:
+    status, code, reason = "interrupted", 130, "Ctrl-C"
+    raise
+  except _Terminated:
+    status, code, reason = "terminated", 143, "SIGTERM"
+    print("reverie: terminated", file=sys.stderr)
+    return 143
+  except Exception as e:
+    reason = f"{type(e).__name__}: {e}"
+    raise
+  finally:
+    progress.close()
+    _write_status(run_dir, state, status, reason, time.time() - started)
+    if code == 0:
+      print(_final_line(run_dir, state))
+  return code
+
+
+def _native_stderr_to(path: pathlib.Path) -> None:
+  """Sends what TensorFlow, Reverb and TFLite's C++ print to RUN_DIR/logs/native_0.log.
+
+  Python's own stderr (errors, warnings) keeps the terminal: it moves to a
+  duplicate of the original descriptor before fd 2 is pointed at the file.
+  """
+  sys.stderr.flush()
+  terminal = os.dup(2)
+  sys.stderr = os.fdopen(terminal, "w", buffering=1)
+  native = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+  os.dup2(native, 2)
+  os.close(native)
+
+
+class _Terminated(BaseException):
+  """SIGTERM, raised in the main thread so the run shuts down like on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+  del signum, frame
+  raise _Terminated()
+
+
+def _write_status(run_dir, state, status: str, reason, wall_seconds: float) -> None:
+  best = max(state.evals, key=lambda e: e["avg_return"], default=None)
+  record = {
+      "status": status, "reason": reason, "train_step": state.train_step,
+      "env_steps": state.env_steps, "episodes": state.episodes,
+      "best_eval": best, "last_eval": state.evals[-1] if state.evals else None,
+      "evals": state.evals, "wall_seconds": round(wall_seconds, 2),
+      "host": socket.gethostname(), "finished_at": datetime.datetime.now().isoformat(),
+  }
+  run_dir.status.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _final_line(run_dir, state) -> str:
+  last = state.evals[-1] if state.evals else None
+  score = f"; eval {last['avg_return']:.1f} over {last['episodes']} episodes" if last else ""
+  return (f"{state.stop_reason}: {state.env_steps:,} env steps, train step {state.train_step:,}"
+          f"{score}; policies in {run_dir.policies}")
+
+
+def _quiet_tensorflow() -> None:
+  """TF's C++ start-up notes and gym's banner say nothing a Reverie user can act on."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  warnings.filterwarnings("ignore", category=SyntaxWarning)  # autograph's generated code
+  warnings.filterwarnings("ignore", message="Encoding a StructuredValue with type tfp")
+  from reverie.envs.registry import import_legacy_gym  # pylint: disable=g-import-not-at-top
+  import_legacy_gym()
+  import absl.logging  # pylint: disable=g-import-not-at-top
+  absl.logging.set_verbosity(absl.logging.ERROR)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.get_logger().setLevel("ERROR")
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,203 @@
+"""Run, actor, replay, learner, strategy and eval config: the schema.
+
+Every field has a one-line doc in its class's Attributes section; `reverie
+config` prints them. Range checks live in `__post_init__`, raising ValueError
+with the field's name first.
+"""
+
+import dataclasses
+from typing import Any, Optional
+
+from reverie.agents.dqn.config import DqnConfig
+from reverie.envs.config import EnvConfig
+
+AGENT_CONFIGS = {"dqn": DqnConfig}
+DISCRETE_ACTIONS_ONLY = ("dqn",)
+LAUNCHERS = ("local",)
+STRATEGY_KINDS = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+def _check(ok: bool, field: str, message: str) -> None:
+  if not ok:
+    raise ValueError(f"{field}: {message}")
+
+
+@dataclasses.dataclass
+class RunConfig:
+  """How long the run lasts and who launches it.
+
+  Attributes:
+    launcher: Who starts the roles: local (one process, Reverb in-process).
+    max_env_steps: Stop after this many env steps (all actors together).
+    stop_at_return: Stop as soon as the evaluator's average return reaches this (null = never).
+  """
+
+  launcher: str = "local"
+  max_env_steps: int = 100_000
+  stop_at_return: Optional[float] = None
+
+  def __post_init__(self):
+    _check(self.launcher in LAUNCHERS, "launcher",
+           f"must be one of {', '.join(LAUNCHERS)}, got {self.launcher}")
+    _check(self.max_env_steps >= 1, "max_env_steps", f"must be >= 1, got {self.max_env_steps}")
+
+
+@dataclasses.dataclass
+class ActorConfig:
+  """The actors that step environments and write experience.
+
+  Attributes:
+    count: Number of actors.
+    envs_per_actor: Environments each actor steps together (lanes of one batched policy call).
+    weight_update_interval_steps: Env steps of one actor between pulls of fresh weights.
+  """
+
+  count: int = 1
+  envs_per_actor: int = 16
+  weight_update_interval_steps: int = 1_000
+
+  def __post_init__(self):
+    _check(self.count >= 1, "count", f"must be >= 1, got {self.count}")
+    _check(self.envs_per_actor >= 1, "envs_per_actor", f"must be >= 1, got {self.envs_per_actor}")
+    _check(self.weight_update_interval_steps >= 1, "weight_update_interval_steps",
+           f"must be >= 1, got {self.weight_update_interval_steps}")
+
+
+@dataclasses.dataclass
+class ReplayConfig:
+  """The Reverb replay server.
+
+  Attributes:
+    port: Port of the Reverb server (null = pick a free one); Reverb listens on every interface.
+    max_size: Capacity in transitions; the oldest are dropped first.
+    min_size: Transitions stored before the learner may sample.
+    samples_per_insert: Transitions sampled per transition inserted, kept by Reverb's rate limiter.
+    rate_limiter_timeout_seconds: How long the learner waits for data before it checks whether the run ended.
+  """
+
+  port: Optional[int] = None
+  max_size: int = 100_000
+  min_size: int = 1_000
+  samples_per_insert: float = 8.0
+  rate_limiter_timeout_seconds: float = 1.0
+
+  def __post_init__(self):
+    _check(self.port is None or 1 <= self.port <= 65535, "port",
+           f"must be in 1..65535 or null, got {self.port}")
+    _check(self.max_size >= 1, "max_size", f"must be >= 1, got {self.max_size}")
+    _check(1 <= self.min_size <= self.max_size, "min_size",
+           f"must be in 1..max_size ({self.max_size}), got {self.min_size}")
+    _check(self.samples_per_insert > 0, "samples_per_insert",
+           f"must be > 0, got {self.samples_per_insert}")
+    _check(self.rate_limiter_timeout_seconds > 0, "rate_limiter_timeout_seconds",
+           f"must be > 0, got {self.rate_limiter_timeout_seconds}")
+
+
+@dataclasses.dataclass
+class LearnerConfig:
+  """The learner that trains the policy.
+
+  Attributes:
+    batch_size: Global batch size in transitions, split among replicas.
+    steps_per_call: Train steps run inside one graph call between weight pushes and summaries.
+    checkpoint_interval_steps: Train steps between checkpoints in RUN_DIR/checkpoints.
+    keep_checkpoints: How many checkpoints to keep.
+    export_interval_steps: Train steps between greedy policy exports to policies/steps/.
+  """
+
+  batch_size: int = 64
+  steps_per_call: int = 50
+  checkpoint_interval_steps: int = 5_000
+  keep_checkpoints: int = 3
+  export_interval_steps: int = 20_000
+
+  def __post_init__(self):
+    for name in dataclasses.asdict(self):
+      value = getattr(self, name)
+      _check(value >= 1, name, f"must be >= 1, got {value}")
+
+
+@dataclasses.dataclass
+class StrategyConfig:
+  """The tf.distribute strategy of the learner.
+
+  Attributes:
+    kind: default, one_device, mirrored, multi_worker or tpu.
+    devices: Devices for one_device (index) and mirrored (count).
+    workers: Learner processes for multi_worker.
+    tpu_address: TPU name or grpc:// address for tpu.
+  """
+
+  kind: str = "default"
+  devices: int = 1
+  workers: int = 1
+  tpu_address: Optional[str] = None
+
+  def __post_init__(self):
+    if self.kind not in STRATEGY_KINDS:
+      import difflib  # pylint: disable=g-import-not-at-top
+      close = difflib.get_close_matches(self.kind, STRATEGY_KINDS, n=1)
+      hint = f" (did you mean {close[0]}?)" if close else ""
+      raise ValueError(f"kind: unknown strategy {self.kind!r}{hint}; "
+                       f"choose one of {', '.join(STRATEGY_KINDS)}")
+    _check(self.devices >= 0, "devices", f"must be >= 0, got {self.devices}")
+    _check(self.workers >= 1, "workers", f"must be >= 1, got {self.workers}")
+
+
+@dataclasses.dataclass
+class EvalConfig:
+  """The evaluator that scores the newest greedy policy.
+
+  Attributes:
+    episodes: Greedy episodes per evaluation, run side by side.
+    interval_steps: Env steps between evaluations.
+    seed: Seed of the first evaluation episode; episode i uses seed + i.
+  """
+
+  episodes: int = 20
+  interval_steps: int = 5_000
+  seed: int = 1_000_000
+
+  def __post_init__(self):
+    _check(self.episodes >= 1, "episodes", f"must be >= 1, got {self.episodes}")
+    _check(self.interval_steps >= 1, "interval_steps", f"must be >= 1, got {self.interval_steps}")
+
+
+@dataclasses.dataclass
+class Config:
+  """A whole Reverie run.
+
+  Attributes:
+    seed: Seed of networks, actors and environments.
+    env: Environment.
+    agent: Algorithm and its hyperparameters; agent.kind picks the schema.
+    run: Length and launcher.
+    actor: Actors.
+    replay: Replay server.
+    learner: Learner.
+    strategy: Distribution strategy.
+    eval: Evaluator.
+  """
+
+  seed: int = 0
+  env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+  agent: Any = None
+  run: RunConfig = dataclasses.field(default_factory=RunConfig)
+  actor: ActorConfig = dataclasses.field(default_factory=ActorConfig)
+  replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
+  learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
+  strategy: StrategyConfig = dataclasses.field(default_factory=StrategyConfig)
+  eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+def check_agent_spaces(config: Config, observation_space, action_space) -> None:
+  """Fails with one line when the agent cannot act in this environment's spaces."""
+  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  kind, env_id = config.agent.kind, config.env.id
+  discrete = type(action_space).__name__ == "Discrete"
+  if kind in DISCRETE_ACTIONS_ONLY and not discrete:
+    raise ReverieError(f"env.id: {env_id} has a {type(action_space).__name__} action space "
+                       f"{action_space}; {kind} needs a Discrete one")
+  if type(observation_space).__name__ != "Box":
+    raise ReverieError(f"env.id: {env_id} has a {type(observation_space).__name__} observation "
+                       "space; Reverie takes Box observations")

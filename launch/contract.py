@@ -1,0 +1,49 @@
+"""Names every role agrees on: Reverb tables, variable keys, run directory paths."""
+
+import dataclasses
+import pathlib
+
+from tf_agents.experimental.distributed import reverb_variable_container as rvc
+
+EXPERIENCE_TABLE = "experience"
+VARIABLES_TABLE = rvc.DEFAULT_TABLE
+POLICY_KEY = rvc.POLICY_KEY
+TRAIN_STEP_KEY = rvc.TRAIN_STEP_KEY
+
+ROLES = ("replay_server", "actor", "learner", "evaluator")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+  """The paths of one run directory (DESIGN.md, 'The run directory')."""
+
+  root: pathlib.Path
+
+  def __post_init__(self):
+    object.__setattr__(self, "root", pathlib.Path(self.root))
+
+  config = property(lambda self: self.root / "config.yaml")
+  lineage = property(lambda self: self.root / "lineage.json")
+  status = property(lambda self: self.root / "status.json")
+  checkpoints = property(lambda self: self.root / "checkpoints")
+  replay = property(lambda self: self.root / "replay")
+  policies = property(lambda self: self.root / "policies")
+  greedy_policy = property(lambda self: self.root / "policies" / "greedy")
+  collect_policy = property(lambda self: self.root / "policies" / "collect")
+  greedy_tflite = property(lambda self: self.root / "policies" / "greedy.tflite")
+  eval = property(lambda self: self.root / "eval")
+
+  def policy_at(self, train_step: int) -> pathlib.Path:
+    return self.root / "policies" / "steps" / str(train_step)
+
+  def tensorboard(self, role: str, index: int = 0) -> pathlib.Path:
+    return self.root / "tb" / (f"{role}_{index}" if role == "actor" else role)
+
+  def log(self, role: str, index: int = 0) -> pathlib.Path:
+    return self.root / "logs" / f"{role}_{index}.log"
+
+  def pid(self, role: str, index: int = 0) -> pathlib.Path:
+    return self.root / "pids" / f"{role}_{index}"
+
+  def is_run(self) -> bool:
+    return self.config.is_file()

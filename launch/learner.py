@@ -1,0 +1,151 @@
+"""Learner role: trains the DQN agent from Reverb under the configured strategy.
+
+TF-Agents' `Learner` runs `steps_per_call` train steps inside one graph call
+(distributing the dataset and `agent.train` over the strategy's replicas);
+around it this role pushes weights to the actors, writes summaries,
+checkpoints into RUN_DIR/checkpoints and exports policies.
+"""
+
+import logging
+import tempfile
+import time
+
+import tensorflow as tf
+from tf_agents.experimental.distributed import reverb_variable_container as rvc
+from tf_agents.train import learner as tfa_learner
+from tf_agents.train.utils import train_utils
+
+from reverie.agents import export
+from reverie.agents.dqn import agent as dqn_agent
+from reverie.agents.dqn import transitions
+from reverie.launch import contract
+from reverie.launch.config_schema import Config
+from reverie.launch.errors import ReverieError, TrainingFailed
+from reverie.launch.run_state import RunState
+
+log = logging.getLogger("reverie.learner")
+
+
+class DqnLearner:
+  """The agent, its dataset and the periodic work around TF-Agents' Learner."""
+
+  def __init__(self, config: Config, run_dir: contract.RunDir, server_address: str,
+               strategy: tf.distribute.Strategy, time_step_spec, action_spec):
+    self.config, self.run_dir, self.strategy = config, run_dir, strategy
+    replicas = strategy.num_replicas_in_sync
+    if config.learner.batch_size % replicas:
+      raise ReverieError(f"learner.batch_size: {config.learner.batch_size} does not split among "
+                         f"{replicas} replicas; give a multiple of {replicas}")
+    per_replica = config.learner.batch_size // replicas
+    log.info("batch size %d: %d per replica on %d replicas", config.learner.batch_size,
+             per_replica, replicas)
+    self.observation_spec = time_step_spec.observation
+    timeout_ms = int(config.replay.rate_limiter_timeout_seconds * 1000)
+    self._dataset_fn = lambda: transitions.make_dataset(
+        server_address, contract.EXPERIENCE_TABLE, per_replica, timeout_ms)
+    with strategy.scope():
+      self.train_step = train_utils.create_train_step()
+      self.agent, self.network = dqn_agent.make_agent(config.agent, time_step_spec, action_spec,
+                                                      self.train_step)
+      # TF-Agents' Learner makes root_dir/train/checkpoints even with its checkpointing
+      # off; Reverie checkpoints into RUN_DIR/checkpoints itself, so root_dir is scratch.
+      self._scratch = tempfile.TemporaryDirectory(prefix="reverie-learner-")
+      self.applied_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      self.learner = tfa_learner.Learner(
+          self._scratch.name, self.train_step, self.agent,
+          experience_dataset_fn=self._dataset_fn, checkpoint_interval=-1, summary_interval=0,
+          strategy=strategy, after_train_strategy_step_fn=self._count_applied_step)
+    self.iterator = self._new_iterator()
+    self.checkpoint = tf.train.Checkpoint(agent=self.agent, train_step=self.train_step)
+    self.checkpoints = tf.train.CheckpointManager(
+        self.checkpoint, str(run_dir.checkpoints), max_to_keep=config.learner.keep_checkpoints)
+    self.container = rvc.ReverbVariableContainer(server_address, [contract.VARIABLES_TABLE])
+    self.summary = tf.summary.create_file_writer(str(run_dir.tensorboard("learner")))
+    self.push_weights()
+
+  def _new_iterator(self):
+    with self.strategy.scope():
+      return iter(self.strategy.distribute_datasets_from_function(lambda _: self._dataset_fn()))
+
+  def push_weights(self) -> None:
+    self.container.push({contract.POLICY_KEY: self.network.variables,
+                         contract.TRAIN_STEP_KEY: self.train_step})
+
+  def train(self, iterations: int):
+    """Runs `iterations` train steps; returns the loss, or None when Reverb had no data."""
+    before = [int(c.numpy()) for c in self._counters()]
+    applied_before = int(self.applied_steps.numpy())
+    try:
+      return self.learner.run(iterations=iterations, iterator=self.iterator).loss
+    except tf.errors.OutOfRangeError:  # Reverb's rate limiter timed out: no data for a while.
+      # In the iteration whose sample failed, the counters' increments (which do
+      # not wait for data) still ran; count only the steps that applied gradients.
+      applied = int(self.applied_steps.numpy()) - applied_before
+      for counter, value in zip(self._counters(), before):
+        counter.assign(value + applied)
+      self.iterator = self._new_iterator()
+      return None
+    except tf.errors.InvalidArgumentError as e:
+      if "Loss is inf or nan" not in str(e):
+        raise
+      raise TrainingFailed(
+          f"loss is NaN or Inf near train step {int(self.train_step.numpy())}; stopped, the last "
+          f"good checkpoint stays in {self.run_dir.checkpoints}") from None
+
+  def _counters(self):
+    return [self.train_step, self.agent._optimizer.iterations]  # pylint: disable=protected-access
+
+  def _count_applied_step(self, experience, loss_info) -> None:
+    del experience
+    with tf.control_dependencies([loss_info.loss]):  # runs only once the step had data
+      self.applied_steps.assign_add(1)
+
+  def write_summaries(self, loss: float, steps_per_second: float) -> None:
+    with self.summary.as_default(step=self.train_step):
+      tf.summary.scalar("learner/loss", loss)
+      tf.summary.scalar("learner/steps_per_second", steps_per_second)
+      tf.summary.scalar("learner/num_replicas", self.strategy.num_replicas_in_sync)
+
+  def save_checkpoint(self) -> None:
+    self.checkpoints.save(checkpoint_number=self.train_step)
+
+  def export(self, final: bool) -> None:
+    """policies/steps/<train_step>/, and on `final` greedy/, collect/ and greedy.tflite."""
+    step = int(self.train_step.numpy())
+    export.save_policy(self.agent.policy, self.run_dir.policy_at(step), self.train_step)
+    if final:
+      export.save_policy(self.agent.policy, self.run_dir.greedy_policy, self.train_step)
+      export.save_policy(self.agent.collect_policy, self.run_dir.collect_policy, self.train_step)
+      export.save_tflite(self.agent.policy, self.observation_spec, self.run_dir.greedy_tflite)
+    log.info("exported policies at train step %d", step)
+
+  def load_weights(self, weights) -> None:
+    """Puts back the weights the evaluator scored (when the run stops at its target)."""
+    for variable, value in zip(self.network.variables, weights):
+      variable.assign(value)
+
+
+def run_learner(learner: DqnLearner, state: RunState) -> None:
+  """Trains until the run stops; pushes weights after every call."""
+  config = learner.config.learner
+  next_checkpoint = next_export = int(learner.train_step.numpy())
+  next_checkpoint += config.checkpoint_interval_steps
+  next_export += config.export_interval_steps
+  while not state.stop.is_set() and not state.collection_done.is_set():
+    started = time.monotonic()
+    loss = learner.train(config.steps_per_call)
+    if loss is None:
+      log.info("learner: waiting for replay data")
+      continue
+    step = int(learner.train_step.numpy())
+    state.train_step = step
+    state.learner_steps_per_second = config.steps_per_call / (time.monotonic() - started)
+    learner.push_weights()
+    learner.write_summaries(float(loss), state.learner_steps_per_second)
+    if step >= next_checkpoint:
+      learner.save_checkpoint()
+      next_checkpoint = step + config.checkpoint_interval_steps
+    if step >= next_export:
+      learner.export(final=False)
+      next_export = step + config.export_interval_steps

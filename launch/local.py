@@ -1,0 +1,127 @@
+"""Local launcher: every role in one process, Reverb in-process, roles in threads.
+
+The learner runs in the main thread (Ctrl-C lands there); actors, the
+evaluator and the replay server's reporter run in threads named after their
+role, and each role's log goes to RUN_DIR/logs/<role>_<i>.log.
+"""
+
+import logging
+import os
+import threading
+from typing import Callable
+
+import portpicker
+
+from reverie.envs.batched import BatchedEnv
+from reverie.envs.registry import make_batched_env
+from reverie.launch import contract
+from reverie.launch import strategy as strategy_lib
+from reverie.launch.actor import run_actor
+from reverie.launch.config_schema import Config
+from reverie.launch.evaluator import run_evaluator
+from reverie.launch.learner import DqnLearner, run_learner
+from reverie.launch.progress import Progress
+from reverie.launch.replay_server import run_replay_server, start_replay_server
+from reverie.launch.run_state import RunState
+
+log = logging.getLogger("reverie.launch")
+
+
+def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
+              state: RunState) -> None:
+  """Runs every role until the run stops; raises what a role raised."""
+  threading.current_thread().name = "learner_0"
+  port = config.replay.port or portpicker.pick_unused_port()
+  env: BatchedEnv = make_batched_env(config.env.id, 1, config.env.max_episode_steps)
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+  observation_spec, action_spec = env.observation_spec, env.action_spec
+  env.close()
+  time_step_spec = tensor_spec.from_spec(ts.time_step_spec(observation_spec))
+  action_tensor_spec = tensor_spec.from_spec(action_spec)
+
+  strategy = strategy_lib.make_strategy(config.strategy)
+  server = start_replay_server(config, run_dir, port, observation_spec, action_spec,
+                               time_step_spec)
+  progress.note(f"replay server on port {port} (Reverb listens on every interface)")
+  address = f"localhost:{port}"
+  _write_pid(run_dir, "replay_server", 0)
+  threads = [_start("replay_server_0", state, run_replay_server, server, run_dir, state)]
+  try:
+    learner = DqnLearner(config, run_dir, address, strategy, time_step_spec, action_tensor_spec)
+    for i in range(config.actor.count):
+      _write_pid(run_dir, "actor", i)
+      threads.append(_start(f"actor_{i}", state, run_actor, config, i, address, run_dir, state))
+    _write_pid(run_dir, "evaluator", 0)
+    threads.append(_start("evaluator_0", state, run_evaluator, config, address, run_dir, state))
+    _write_pid(run_dir, "learner", 0)
+    try:
+      run_learner(learner, state)
+    except BaseException as e:
+      state.fail(e)
+      raise
+    _wait_for_final_eval(state)
+    if state.error is not None:
+      raise state.error
+    if state.solved_weights is not None:
+      learner.load_weights(state.solved_weights)
+    learner.save_checkpoint()
+    learner.export(final=True)
+  finally:
+    state.request_stop("shutting down")
+    server.stop()
+    for thread in threads:
+      thread.join(timeout=30)
+
+
+def _wait_for_final_eval(state: RunState) -> None:
+  """The learner ends when collection does; the evaluator then scores the last weights."""
+  while not state.stop.wait(0.1):
+    pass
+
+
+def _start(name: str, state: RunState, target: Callable, *args) -> threading.Thread:
+  def body():
+    try:
+      target(*args)
+    except BaseException as e:  # pylint: disable=broad-except
+      if not state.stop.is_set():
+        logging.getLogger("reverie.launch").exception("%s failed", name)
+        state.fail(e)
+  thread = threading.Thread(target=body, name=name, daemon=True)
+  thread.start()
+  return thread
+
+
+def _write_pid(run_dir: contract.RunDir, role: str, index: int) -> None:
+  path = run_dir.pid(role, index)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(f"{os.getpid()}\n")
+
+
+class RoleLogFilter(logging.Filter):
+  """Passes the records of threads named `<role>_<i>`."""
+
+  def __init__(self, thread_name: str):
+    super().__init__()
+    self._name = thread_name
+
+  def filter(self, record):
+    return record.threadName == self._name
+
+
+def setup_role_logs(run_dir: contract.RunDir, config: Config) -> None:
+  """One log file per role thread: logs/<role>_<i>.log."""
+  names = ["replay_server_0", "learner_0", "evaluator_0"]
+  names += [f"actor_{i}" for i in range(config.actor.count)]
+  root = logging.getLogger("reverie")
+  root.setLevel(logging.INFO)
+  root.propagate = False  # the terminal shows the progress line, not role logs
+  for name in names:
+    role, _, index = name.rpartition("_")
+    path = run_dir.log(role, int(index))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(RoleLogFilter(name))
+    root.addHandler(handler)

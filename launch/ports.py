@@ -1,0 +1,20 @@
+"""Port checks that run before anything listens."""
+
+import errno
+import socket
+
+from reverie.launch.errors import ReverieError
+
+
+def check_port_free(port: int) -> None:
+  """Fails with one line when `port` is taken, before Reverb would dump gRPC errors."""
+  for family, address in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+    try:
+      with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((address, port))
+    except OSError as e:
+      if e.errno == errno.EADDRINUSE:
+        raise ReverieError(f"replay.port: port {port} is busy; free it or set "
+                           "replay.port=null to pick a free one") from None
+      if e.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+        raise ReverieError(f"replay.port: cannot listen on port {port} ({e.strerror})") from None

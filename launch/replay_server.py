@@ -1,0 +1,71 @@
+"""Replay server role: a Reverb server with the agent's tables, reporting its size.
+
+Reverb's server has no bind-address option: it listens on every interface of
+the host. Keep replay ports inside a private network (docs/security.md).
+"""
+
+import logging
+import math
+import time
+
+import reverb
+import tensorflow as tf
+
+from reverie.agents import replay
+from reverie.agents.dqn import agent as dqn_agent
+from reverie.agents.dqn import transitions
+from reverie.launch import contract
+from reverie.launch.config_schema import Config
+from reverie.launch.run_state import RunState
+
+log = logging.getLogger("reverie.replay_server")
+
+
+def make_tables(config: Config, observation_spec, action_spec, time_step_spec):
+  """The DQN experience table and the variables table, sized from config."""
+  lanes = config.actor.envs_per_actor
+  signature = transitions.item_signature(observation_spec, action_spec, lanes)
+  items_per_call = config.learner.steps_per_call * config.learner.batch_size / lanes
+  experience = replay.uniform_table(
+      contract.EXPERIENCE_TABLE, signature,
+      max_items=math.ceil(config.replay.max_size / lanes),
+      min_items=math.ceil(config.replay.min_size / lanes),
+      samples_per_insert=config.replay.samples_per_insert,
+      error_buffer_items=4 * items_per_call)
+  network = dqn_agent.make_q_network(config.agent, observation_spec, action_spec)
+  network.create_variables()
+  del time_step_spec
+  variables = {contract.POLICY_KEY: network.variables,
+               contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
+  return [experience, replay.variables_table(contract.VARIABLES_TABLE, variables)]
+
+
+def start_replay_server(config: Config, run_dir: contract.RunDir, port: int, observation_spec,
+                        action_spec, time_step_spec) -> reverb.Server:
+  """Starts the server in this process; it serves until `.stop()`."""
+  tables = make_tables(config, observation_spec, action_spec, time_step_spec)
+  checkpointer = reverb.checkpointers.DefaultCheckpointer(path=str(run_dir.replay))
+  server = reverb.Server(tables, port=port, checkpointer=checkpointer)
+  log.info("replay server listening on port %d (all interfaces: keep it on a private network)",
+           port)
+  return server
+
+
+def run_replay_server(server: reverb.Server, run_dir: contract.RunDir, state: RunState,
+                      interval_seconds: float = 2.0) -> None:
+  """Writes replay/size and insert and sample rates to TensorBoard until the run stops."""
+  client = server.localhost_client()
+  writer = tf.summary.create_file_writer(str(run_dir.tensorboard("replay_server")))
+  last_time, last = time.monotonic(), None
+  while not state.stop.wait(interval_seconds):
+    info = client.server_info()[contract.EXPERIENCE_TABLE]
+    now = time.monotonic()
+    limiter = info.rate_limiter_info
+    inserts, samples = limiter.insert_stats.completed, limiter.sample_stats.completed
+    with writer.as_default(step=state.train_step):
+      tf.summary.scalar("replay/size", info.current_size)
+      if last is not None:
+        tf.summary.scalar("replay/inserts_per_second", (inserts - last[0]) / (now - last_time))
+        tf.summary.scalar("replay/samples_per_second", (samples - last[1]) / (now - last_time))
+    last_time, last = now, (inserts, samples)
+  writer.close()

@@ -1,0 +1,61 @@
+"""What the roles of one local run share: counters, the stop signal, the last eval."""
+
+import dataclasses
+import threading
+from typing import List, Optional
+
+
+@dataclasses.dataclass
+class RunState:
+  """Counters the roles update and the launcher and progress line read.
+
+  Attributes:
+    max_env_steps: The run's env step budget.
+  """
+
+  max_env_steps: int
+  env_steps: int = 0
+  episodes: int = 0
+  recent_returns: List[float] = dataclasses.field(default_factory=list)
+  env_steps_per_second: float = 0.0
+  train_step: int = 0
+  learner_steps_per_second: float = 0.0
+  evals: List[dict] = dataclasses.field(default_factory=list)
+  solved_weights: Optional[list] = None
+  stop_reason: Optional[str] = None
+  error: Optional[BaseException] = None
+
+  def __post_init__(self):
+    self.lock = threading.Lock()
+    self.stop = threading.Event()
+    self.collection_done = threading.Event()
+
+  def add_env_steps(self, steps: int, returns: List[float]) -> int:
+    with self.lock:
+      self.env_steps += steps
+      self.episodes += len(returns)
+      self.recent_returns = (self.recent_returns + returns)[-100:]
+      if self.env_steps >= self.max_env_steps:
+        self.collection_done.set()
+      return self.env_steps
+
+  def request_stop(self, reason: str) -> None:
+    with self.lock:
+      if self.stop_reason is None:
+        self.stop_reason = reason
+    self.stop.set()
+
+  def fail(self, error: BaseException) -> None:
+    with self.lock:
+      if self.error is None:
+        self.error = error
+    self.request_stop(f"failed: {error}")
+
+  @property
+  def last_return(self) -> Optional[float]:
+    returns = self.recent_returns[-20:]
+    return sum(returns) / len(returns) if returns else None
+
+  @property
+  def best_eval(self) -> Optional[float]:
+    return max((e["avg_return"] for e in self.evals), default=None)
