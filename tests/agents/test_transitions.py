@@ -1,0 +1,83 @@
+"""n-step transitions: returns, bootstrapping and the reset boundary."""
+
+import numpy as np
+import tensorflow as tf
+
+from reverie.agents.dqn.transitions import NStepAccumulator, to_trajectory
+from reverie.envs.batched import BatchStep
+
+GAMMA = 0.9
+
+
+def step(obs, reward, terminated=False, truncated=False, started=False):
+  """A one-lane BatchStep; observations are a scalar feature."""
+  return BatchStep(np.array([[obs]], np.float32), np.array([reward], np.float32),
+                   np.array([terminated]), np.array([truncated]), np.array([started]))
+
+
+def collect(n_step, steps, first_obs=0.0):
+  acc = NStepAccumulator(1, n_step, GAMMA, np.array([[first_obs]], np.float32))
+  items = [acc.add(np.array([i]), s) for i, s in enumerate(steps)]
+  return [{k: v[0] for k, v in item.items()} for item in items if item["valid"][0]]
+
+
+def test_one_step_transitions_follow_the_env():
+  got = collect(1, [step(1, 1.0), step(2, 2.0), step(3, 3.0)])
+  assert [(t["observation"][0], t["action"], t["reward"], t["next_observation"][0])
+          for t in got] == [(0, 0, 1, 1), (1, 1, 2, 2), (2, 2, 3, 3)]
+  assert all(t["discount"] == 1.0 for t in got)
+
+
+def test_three_step_return_and_bootstrap_discount():
+  got = collect(3, [step(1, 1.0), step(2, 2.0), step(3, 4.0), step(4, 8.0)])
+  assert len(got) == 2
+  np.testing.assert_allclose(got[0]["reward"], 1 + GAMMA * 2 + GAMMA**2 * 4)
+  np.testing.assert_allclose(got[0]["discount"], GAMMA**2)
+  assert got[0]["next_observation"][0] == 3
+  np.testing.assert_allclose(got[1]["reward"], 2 + GAMMA * 4 + GAMMA**2 * 8)
+
+
+def test_termination_stops_the_return_and_the_bootstrap():
+  # Episode: o0 -> o1 (r=1) -> o2 terminal (r=1); then the reset step brings o0'=10.
+  got = collect(3, [step(1, 1.0), step(2, 1.0, terminated=True), step(10, 0.0, started=True),
+                    step(11, 5.0), step(12, 5.0), step(13, 5.0)])
+  first, second = got[0], got[1]
+  np.testing.assert_allclose(first["reward"], 1 + GAMMA)     # nothing from the next episode
+  assert first["discount"] == 0.0 and first["next_observation"][0] == 2
+  np.testing.assert_allclose(second["reward"], 1.0)
+  assert second["discount"] == 0.0 and second["observation"][0] == 1
+  # No transition starts at the terminal observation (the reset step carries none).
+  assert all(t["observation"][0] != 2 for t in got)
+  third = got[2]
+  assert third["observation"][0] == 10 and third["next_observation"][0] == 13
+
+
+def test_truncation_bootstraps_from_the_last_observation():
+  got = collect(2, [step(1, 1.0), step(2, 1.0, truncated=True), step(10, 0.0, started=True),
+                    step(11, 1.0), step(12, 1.0)])
+  np.testing.assert_allclose(got[1]["reward"], 1.0)
+  np.testing.assert_allclose(got[1]["discount"], 1.0)  # gamma^(m-1), m = 1 step
+  assert got[1]["next_observation"][0] == 2
+
+
+def test_lanes_are_independent():
+  acc = NStepAccumulator(2, 1, GAMMA, np.zeros((2, 1), np.float32))
+  item = acc.add(np.array([0, 1]), BatchStep(
+      np.array([[1], [5]], np.float32), np.array([1, 2], np.float32),
+      np.array([False, True]), np.array([False, False]), np.array([False, False])))
+  assert item["valid"].tolist() == [True, True]
+  assert item["discount"].tolist() == [1.0, 0.0]
+  item = acc.add(np.array([0, 1]), BatchStep(
+      np.array([[2], [0]], np.float32), np.array([1, 0], np.float32),
+      np.array([False, False]), np.array([False, False]), np.array([False, True])))
+  assert item["valid"].tolist() == [True, False]
+
+
+def test_invalid_lanes_become_masked_last_steps():
+  item = {"observation": tf.zeros([2, 4]), "next_observation": tf.ones([2, 4]),
+          "action": tf.constant([0, 1], tf.int64), "reward": tf.constant([1.0, 2.0]),
+          "discount": tf.constant([1.0, 0.0]), "valid": tf.constant([True, False])}
+  traj = to_trajectory(item)
+  assert traj.observation.shape == (2, 2, 4)
+  assert traj.step_type[:, 0].numpy().tolist() == [1, 2]   # MID, LAST (masked by DqnAgent)
+  assert traj.reward[:, 0].numpy().tolist() == [1.0, 2.0]
