@@ -1,7 +1,7 @@
 """Actor role: steps a batch of environments and writes n-step transitions to Reverb.
 
-One batched policy call per vector step, one Reverb item per vector step
-(N transitions, see agents/dqn/transitions.py), fresh weights from the
+One batched policy call per vector step, one Reverb item every
+`replay.steps_per_item` vector steps (see agents/dqn/transitions.py), fresh weights from the
 variables table every `actor.weight_update_interval_steps` env steps.
 """
 
@@ -40,7 +40,8 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
   container = rvc.ReverbVariableContainer(server_address, table_names=[contract.VARIABLES_TABLE])
   container.update(variables)
   client = reverb.Client(server_address)
-  writer = client.trajectory_writer(num_keep_alive_refs=1)
+  steps_per_item = config.replay.steps_per_item
+  writer = client.trajectory_writer(num_keep_alive_refs=steps_per_item)
   summary = tf.summary.create_file_writer(str(run_dir.tensorboard("actor", index)))
 
   observation = env.reset(seed=config.seed * 1000 + index * lanes)
@@ -48,8 +49,8 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
   nstep = transitions.NStepAccumulator(lanes, config.agent.n_step_update, config.agent.gamma,
                                        observation)
   episode_return, episode_length = np.zeros(lanes), np.zeros(lanes, np.int64)
-  since_pull, env_steps = 0, 0
-  window = _Window(time.monotonic(), state.env_steps)
+  since_pull, env_steps, appended, own_steps = 0, 0, 0, 0
+  window = _Window(time.monotonic(), 0)
   log.info("actor %d: %d environments of %s", index, lanes, config.env.id)
   try:
     while not state.stop.is_set() and not state.collection_done.is_set():
@@ -57,11 +58,11 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
       action = policy.act(observation, epsilon).numpy()
       step = env.step(action)
       observation = step.observation
-      item = nstep.add(action, step)
-      if item["valid"].any():
-        writer.append(item)
+      writer.append(nstep.add(action, step))
+      appended += 1
+      if appended % steps_per_item == 0:
         writer.create_item(contract.EXPERIENCE_TABLE, 1.0,
-                           {k: writer.history[k][-1] for k in transitions.COLUMNS})
+                           {k: writer.history[k][-steps_per_item:] for k in transitions.COLUMNS})
         _flush(writer, state)
       moved = ~step.started
       episode_return = np.where(step.started, 0.0, episode_return + step.reward)
@@ -74,7 +75,8 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
       if since_pull >= config.actor.weight_update_interval_steps:
         container.update(variables)
         since_pull = 0
-      window.maybe_write(summary, env_steps, state)
+      own_steps += int(moved.sum())
+      window.maybe_write(summary, own_steps, env_steps, state)
   finally:
     writer.close()
     env.close()
@@ -110,15 +112,16 @@ class _Window:
     self.returns += returns
     self.lengths += lengths
 
-  def maybe_write(self, summary, env_steps: int, state: RunState) -> None:
+  def maybe_write(self, summary, own_steps: int, env_steps: int, state: RunState) -> None:
+    """Writes at `env_steps` (all actors): this actor's rate and its finished episodes."""
     now = time.monotonic()
     if now - self.start < _SUMMARY_SECONDS:
       return
-    rate = (env_steps - self.env_steps) / (now - self.start)
-    state.env_steps_per_second = rate
+    rate = (own_steps - self.env_steps) / (now - self.start)
+    state.env_steps_per_second = rate * state.actor_count
     with summary.as_default(step=env_steps):
       tf.summary.scalar("actor/env_steps_per_second", rate)
       if self.returns:
         tf.summary.scalar("actor/episode_return", float(np.mean(self.returns)))
         tf.summary.scalar("actor/episode_length", float(np.mean(self.lengths)))
-    self.__init__(now, env_steps)
+    self.__init__(now, own_steps)

@@ -72,6 +72,7 @@ class ReplayConfig:
     max_size: Capacity in transitions; the oldest are dropped first.
     min_size: Transitions stored before the learner may sample.
     samples_per_insert: Transitions sampled per transition inserted, kept by Reverb's rate limiter.
+    steps_per_item: Vector steps of one actor in one Reverb item; wider items make sampling cheaper.
     rate_limiter_timeout_seconds: How long the learner waits for data before it checks whether the run ended.
   """
 
@@ -79,6 +80,7 @@ class ReplayConfig:
   max_size: int = 100_000
   min_size: int = 1_000
   samples_per_insert: float = 8.0
+  steps_per_item: int = 4
   rate_limiter_timeout_seconds: float = 1.0
 
   def __post_init__(self):
@@ -89,6 +91,7 @@ class ReplayConfig:
            f"must be in 1..max_size ({self.max_size}), got {self.min_size}")
     _check(self.samples_per_insert > 0, "samples_per_insert",
            f"must be > 0, got {self.samples_per_insert}")
+    _check(self.steps_per_item >= 1, "steps_per_item", f"must be >= 1, got {self.steps_per_item}")
     _check(self.rate_limiter_timeout_seconds > 0, "rate_limiter_timeout_seconds",
            f"must be > 0, got {self.rate_limiter_timeout_seconds}")
 

@@ -23,13 +23,14 @@ log = logging.getLogger("reverie.replay_server")
 
 def make_tables(config: Config, observation_spec, action_spec, time_step_spec):
   """The DQN experience table and the variables table, sized from config."""
-  lanes = config.actor.envs_per_actor
-  signature = transitions.item_signature(observation_spec, action_spec, lanes)
-  items_per_call = config.learner.steps_per_call * config.learner.batch_size / lanes
+  lanes, steps = config.actor.envs_per_actor, config.replay.steps_per_item
+  signature = transitions.item_signature(observation_spec, action_spec, lanes, steps)
+  per_item = lanes * steps
+  items_per_call = config.learner.steps_per_call * config.learner.batch_size / per_item
   experience = replay.uniform_table(
       contract.EXPERIENCE_TABLE, signature,
-      max_items=math.ceil(config.replay.max_size / lanes),
-      min_items=math.ceil(config.replay.min_size / lanes),
+      max_items=math.ceil(config.replay.max_size / per_item),
+      min_items=math.ceil(config.replay.min_size / per_item),
       samples_per_insert=config.replay.samples_per_insert,
       error_buffer_items=4 * items_per_call)
   network = dqn_agent.make_q_network(config.agent, observation_spec, action_spec)

@@ -1,9 +1,11 @@
 """n-step transitions: summed by actors in numpy, read by the learner as trajectories.
 
-One Reverb item is one vector step of an actor: every column has the actor's
-lanes first ([N] or [N, ...]), so one item carries N transitions (DESIGN.md:
-an item costs about 25 us whatever its width). The learner samples items,
-regroups lanes into batches and masks the lanes that carry no transition.
+One Reverb item is K consecutive vector steps of an actor: every column is
+[K, N, ...] for N lanes, so one item carries K * N transitions. Items are
+costly and transitions are cheap (DESIGN.md: inserting an item costs about
+25 us whatever its width; sampling one here about 90 us), so the learner
+samples few wide items, flattens them into batches of transitions and masks
+the lanes that carry no transition.
 
 Column meaning, per lane, for the transition that started n-1 steps ago at s:
   observation       o_s
@@ -26,10 +28,11 @@ from reverie.envs.batched import BatchStep
 COLUMNS = ("observation", "action", "reward", "discount", "next_observation", "valid")
 
 
-def item_signature(observation_spec, action_spec, num_lanes: int) -> Dict[str, tf.TensorSpec]:
-  """The Reverb table signature of one item: N transitions."""
+def item_signature(observation_spec, action_spec, num_lanes: int,
+                   steps_per_item: int) -> Dict[str, tf.TensorSpec]:
+  """The Reverb table signature of one item: K steps of N lanes."""
   def spec(shape, dtype, name):
-    return tf.TensorSpec([num_lanes, *shape], dtype, name)
+    return tf.TensorSpec([steps_per_item, num_lanes, *shape], dtype, name)
   return {
       "observation": spec(observation_spec.shape, observation_spec.dtype, "observation"),
       "action": spec(action_spec.shape, action_spec.dtype, "action"),
@@ -115,17 +118,36 @@ def to_trajectory(item: Dict[str, tf.Tensor]) -> trajectory.Trajectory:
 
 
 def make_dataset(server_address: str, table: str, batch_size: int,
-                 rate_limiter_timeout_ms: int) -> tf.data.Dataset:
-  """Batches of [batch_size, 2] trajectories sampled from a Reverb table of items."""
+                 rate_limiter_timeout_ms: int, parallel_samplers: int = 2) -> tf.data.Dataset:
+  """Batches of [batch_size, 2] trajectories sampled from a Reverb table of items.
+
+  Several samplers run side by side (the per-item cost of a Reverb sample,
+  not the gradient, bounds a small learner); their items are regrouped into
+  batches of transitions without a per-transition tf.data step.
+  """
   import reverb  # pylint: disable=g-import-not-at-top
-  dataset = reverb.TrajectoryDataset.from_table_signature(
-      server_address, table, max_in_flight_samples_per_worker=4,
-      rate_limiter_timeout_ms=rate_limiter_timeout_ms, get_signature_timeout_secs=30)
-  lanes = dataset.element_spec.data["valid"].shape[0]
-  in_flight = max(4, 2 * -(-batch_size // lanes))
-  dataset = reverb.TrajectoryDataset.from_table_signature(
-      server_address, table, max_in_flight_samples_per_worker=in_flight,
-      rate_limiter_timeout_ms=rate_limiter_timeout_ms, get_signature_timeout_secs=30)
-  dataset = dataset.map(lambda sample: sample.data)
-  dataset = dataset.rebatch(batch_size, drop_remainder=True)
-  return dataset.map(lambda item: (to_trajectory(item), ())).prefetch(2)
+  signature = reverb.TrajectoryDataset.from_table_signature(
+      server_address, table, max_in_flight_samples_per_worker=1,
+      get_signature_timeout_secs=30).element_spec.data
+  per_item = signature["valid"].shape.num_elements()
+  items_per_batch = -(-batch_size // per_item)
+
+  def sampler(_):
+    return reverb.TrajectoryDataset(
+        server_address, table, dtypes=tf.nest.map_structure(lambda s: s.dtype, signature),
+        shapes=tf.nest.map_structure(lambda s: s.shape, signature),
+        max_in_flight_samples_per_worker=2 * items_per_batch,
+        rate_limiter_timeout_ms=rate_limiter_timeout_ms)
+
+  dataset = tf.data.Dataset.range(parallel_samplers).interleave(
+      sampler, cycle_length=parallel_samplers, num_parallel_calls=parallel_samplers,
+      deterministic=False)
+  flatten = lambda x: tf.reshape(x, [per_item, *x.shape[2:]])  # [K, N, ...] -> [K*N, ...]
+  dataset = dataset.map(lambda sample: tf.nest.map_structure(flatten, sample.data))
+  if batch_size % per_item == 0:  # whole items per batch: one reshape instead of a rebatch
+    dataset = dataset.batch(items_per_batch, drop_remainder=True).map(
+        lambda item: tf.nest.map_structure(
+            lambda x: tf.reshape(x, [batch_size, *x.shape[2:]]), item))
+  else:
+    dataset = dataset.rebatch(batch_size, drop_remainder=True)
+  return dataset.map(lambda item: (to_trajectory(item), ())).prefetch(4)

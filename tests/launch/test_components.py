@@ -55,7 +55,7 @@ def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
     assert info.current_size > 0
     sample = next(iter(reverb.Client(address).sample(
         contract.EXPERIENCE_TABLE, emit_timesteps=False, unpack_as_table_signature=True)))
-    assert sample.data["observation"].shape == (8, 4)  # one item carries 8 lanes
+    assert sample.data["observation"].shape == (4, 8, 4)  # 4 steps of 8 lanes
     assert sample.data["valid"].any()
 
     # Weights: the learner pushes, a fresh network pulls the same values.
