@@ -19,6 +19,11 @@ def save_policy(policy, directory: pathlib.Path, train_step: tf.Variable) -> Non
   _replace(directory, lambda tmp: saver.save(str(tmp)))
 
 
+def copy_policy(source: pathlib.Path, directory: pathlib.Path) -> None:
+  """Puts a copy of an exported policy at `directory`, replacing what was there."""
+  _replace(directory, lambda tmp: shutil.copytree(source, tmp))
+
+
 def greedy_function(policy, observation_spec) -> tf.types.experimental.ConcreteFunction:
   """observations [B, ...] -> actions [B]: the policy with one input and one output."""
   @tf.function(input_signature=[tf.TensorSpec([None, *observation_spec.shape],

@@ -114,8 +114,8 @@ class DqnLearner:
     """policies/steps/<train_step>/, and on `final` greedy/, collect/ and greedy.tflite."""
     step = int(self.train_step.numpy())
     export.save_policy(self.agent.policy, self.run_dir.policy_at(step), self.train_step)
-    if final:
-      export.save_policy(self.agent.policy, self.run_dir.greedy_policy, self.train_step)
+    if final:  # the newest greedy export is the one just written: copy it, do not trace again
+      export.copy_policy(self.run_dir.policy_at(step), self.run_dir.greedy_policy)
       export.save_policy(self.agent.collect_policy, self.run_dir.collect_policy, self.train_step)
       export.save_tflite(self.agent.policy, self.observation_spec, self.run_dir.greedy_tflite)
     log.info("exported policies at train step %d", step)
