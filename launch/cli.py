@@ -136,7 +136,7 @@ def _run_training(config, root: pathlib.Path) -> int:
   run_dir = contract.RunDir(root)
   setup_role_logs(run_dir, config)
   _native_stderr_to(run_dir.log("native"))
-  state = RunState(max_env_steps=config.run.max_env_steps)
+  state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
   progress = Progress(state)
   started = time.time()
   signal.signal(signal.SIGTERM, _raise_terminated)
@@ -182,7 +182,7 @@ def _native_stderr_to(path: pathlib.Path) -> None:
   os.close(native)
 
 
-class _Terminated(BaseException):
+class _Terminated(SystemExit):
   """SIGTERM, raised in the main thread so the run shuts down like on Ctrl-C."""
 
 

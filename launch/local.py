@@ -57,6 +57,10 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
     _write_pid(run_dir, "learner", 0)
     try:
       run_learner(learner, state)
+    except (KeyboardInterrupt, SystemExit) as e:
+      state.request_stop("interrupted")
+      learner.save_checkpoint()  # Ctrl-C or SIGTERM: keep the learner's progress
+      raise
     except BaseException as e:
       state.fail(e)
       raise

@@ -11,9 +11,11 @@ class RunState:
 
   Attributes:
     max_env_steps: The run's env step budget.
+    actor_count: How many actors collect (the progress line's rate is their sum).
   """
 
   max_env_steps: int
+  actor_count: int = 1
   env_steps: int = 0
   episodes: int = 0
   recent_returns: List[float] = dataclasses.field(default_factory=list)
