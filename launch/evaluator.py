@@ -5,6 +5,7 @@
 
 import dataclasses
 import logging
+import time
 from typing import Callable, List
 
 import numpy as np
@@ -77,7 +78,7 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
       container.update(variables)
       episodes = run_episodes(env, lambda obs: greedy.act(obs, 0.0).numpy(), config.eval.seed)
       result = {**episodes.summary(), "env_steps": env_steps,
-                "train_step": int(train_step.numpy())}
+                "train_step": int(train_step.numpy()), "time": time.time()}
       state.evals.append(result)
       with summary.as_default(step=env_steps):
         tf.summary.scalar("eval/avg_return", result["avg_return"])

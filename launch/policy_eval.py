@@ -4,10 +4,13 @@ Writes summary.json and episodes.csv and returns the summary; episodes run
 side by side through the evaluator's `run_episodes`.
 """
 
+import contextlib
 import csv
 import json
+import os
 import pathlib
-from typing import Callable, Optional
+import sys
+from typing import Callable, Optional, Tuple
 
 import yaml
 
@@ -38,9 +41,13 @@ def evaluate(path: str, episodes: int, env_id: Optional[str], seed: int,
     if run_dir is None:
       raise ReverieError(f"{path}: a policy outside a run directory needs --env ENV_ID")
     env_id = yaml.safe_load(run_dir.config.read_text())["env"]["id"]
-  policy, train_step = load_policy(target)
+  policy, train_step, observation_shape = load_policy(target)
   env = make_batched_env(env_id, episodes)
   try:
+    if tuple(env.observation_spec.shape) != tuple(observation_shape):
+      raise ReverieError(f"{path}: the policy takes observations of shape {list(observation_shape)}, "
+                         f"{env_id} gives {list(env.observation_spec.shape)}; pass the --env it "
+                         "was trained on")
     result = run_episodes(env, policy, seed)
   finally:
     env.close()
@@ -52,9 +59,9 @@ def evaluate(path: str, episodes: int, env_id: Optional[str], seed: int,
 
 
 def load_policy(path: pathlib.Path):
-  """(observations -> actions, train step or None) for a SavedModel dir or a .tflite file."""
+  """(observations -> actions, train step or None, observation shape) for a policy file."""
   if path.suffix == ".tflite":
-    return _tflite_policy(path), None
+    return _tflite_policy(path)
   if not (path / "saved_model.pb").is_file():
     raise ReverieError(f"{path}: not a policy (no saved_model.pb, not a .tflite file)")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -72,13 +79,16 @@ def load_policy(path: pathlib.Path):
                             observation=tf.constant(observation))
     return policy.action(time_step).action.numpy()
   train_step = int(policy.get_train_step().numpy()) if hasattr(policy, "get_train_step") else None
-  return act, train_step
+  shape = policy.signatures["action"].structured_input_signature[1]["arg_0_observation"].shape[1:]
+  return act, train_step, tuple(shape)
 
 
-def _tflite_policy(path: pathlib.Path) -> Callable:
+def _tflite_policy(path: pathlib.Path) -> Tuple[Callable, None, tuple]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    with _quiet_native_stderr():  # TFLite's C++ notes its XNNPACK delegate on fd 2
+      interpreter = tf.lite.Interpreter(model_path=str(path))
+      interpreter.allocate_tensors()
   except ValueError:
     raise ReverieError(f"{path}: not a valid .tflite model; re-export the policy") from None
   source = interpreter.get_input_details()[0]
@@ -90,8 +100,21 @@ def _tflite_policy(path: pathlib.Path) -> Callable:
     interpreter.set_tensor(source["index"], observation.astype(source["dtype"]))
     interpreter.invoke()
     return interpreter.get_tensor(target["index"])
-  interpreter.allocate_tensors()
-  return act
+  return act, None, tuple(source["shape"][1:])
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
 
 
 def write_results(out: pathlib.Path, summary: dict, episodes) -> None:

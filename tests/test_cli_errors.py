@@ -94,3 +94,9 @@ def test_config_prints_every_key_with_type_and_doc():
               "learner.export_interval_steps", "strategy.kind", "strategy.devices",
               "strategy.workers", "strategy.tpu_address", "eval.episodes", "eval.interval_steps"]:
     assert key in rows, key
+
+
+def test_eval_on_an_environment_the_policy_does_not_fit(trained_run):
+  run_dir, _ = trained_run
+  result = run_cli("eval", run_dir / "policies" / "greedy.tflite", "--env", "Acrobot-v1", cwd=REPO)
+  assert_one_line_error(result, "shape [4]", "Acrobot-v1 gives [6]")
