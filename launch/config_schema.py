@@ -29,7 +29,7 @@ class RunConfig:
   Attributes:
     launcher: Who starts the roles: local (one process, Reverb in-process).
     max_env_steps: Stop after this many env steps (all actors together).
-    stop_at_return: Stop as soon as the evaluator's average return reaches this (null = never).
+    stop_at_return: Stop once the evaluator's average return reaches this, confirmed on other seeds (null = never).
   """
 
   launcher: str = "local"

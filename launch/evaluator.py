@@ -57,7 +57,8 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
                   state: RunState) -> None:
   """Evaluates every `eval.interval_steps` env steps and once more when collection ends.
 
-  Stops the run when the average return reaches `run.stop_at_return`.
+  Stops the run when the average return reaches `run.stop_at_return` on
+  `eval.episodes` episodes and again on as many episodes with other seeds.
   """
   env = make_batched_env(config.env.id, config.eval.episodes, config.env.max_episode_steps)
   network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
@@ -89,9 +90,17 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
                result["episodes"])
       target = config.run.stop_at_return
       if target is not None and result["avg_return"] >= target:
-        state.solved_weights = [v.numpy() for v in network.variables]
-        state.request_stop(f"reached stop_at_return {target:g}")
-      elif final:
+        # Confirm on as many other episodes (other seeds) before stopping: one lucky
+        # set of seeds is not a solved policy.
+        confirm = run_episodes(env, lambda obs: greedy.act(obs, 0.0).numpy(),
+                               config.eval.seed + config.eval.episodes).summary()
+        result["confirm_avg_return"] = confirm["avg_return"]
+        log.info("confirmation on other seeds: %.1f", confirm["avg_return"])
+        if confirm["avg_return"] >= target:
+          state.solved_weights = [v.numpy() for v in network.variables]
+          state.request_stop(f"reached stop_at_return {target:g}")
+          continue
+      if final:
         state.request_stop("reached run.max_env_steps")
       next_eval = env_steps + config.eval.interval_steps
   finally:
