@@ -117,8 +117,9 @@ def _train(args) -> int:
 
 def _check_env(config) -> None:
   from reverie.envs.registry import UnknownEnvironment, env_spaces  # pylint: disable=g-import-not-at-top
-  from reverie.launch.config_schema import check_agent_spaces  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config_schema import check_agent_spaces, check_available  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  check_available(config)
   try:
     observation_space, action_space = env_spaces(config.env.id)
   except UnknownEnvironment as e:

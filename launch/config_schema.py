@@ -15,6 +15,7 @@ AGENT_CONFIGS = {"dqn": DqnConfig}
 DISCRETE_ACTIONS_ONLY = ("dqn",)
 LAUNCHERS = ("local",)
 STRATEGY_KINDS = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+STRATEGY_KINDS_AVAILABLE = ("default", "one_device")  # the others come with issue 5
 
 
 def _check(ok: bool, field: str, message: str) -> None:
@@ -191,6 +192,14 @@ class Config:
   learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
   strategy: StrategyConfig = dataclasses.field(default_factory=StrategyConfig)
   eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+def check_available(config: Config) -> None:
+  """Fails with one line for settings this version accepts in configs but cannot run yet."""
+  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  if config.strategy.kind not in STRATEGY_KINDS_AVAILABLE:
+    raise ReverieError(f"strategy.kind: {config.strategy.kind} is not available in this version "
+                       f"of Reverie yet; use {' or '.join(STRATEGY_KINDS_AVAILABLE)}")
 
 
 def check_agent_spaces(config: Config, observation_space, action_space) -> None:

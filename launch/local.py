@@ -57,7 +57,7 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
     _write_pid(run_dir, "learner", 0)
     try:
       run_learner(learner, state)
-    except (KeyboardInterrupt, SystemExit) as e:
+    except (KeyboardInterrupt, SystemExit):
       state.request_stop("interrupted")
       learner.save_checkpoint()  # Ctrl-C or SIGTERM: keep the learner's progress
       raise
