@@ -6,6 +6,7 @@ variables table every `actor.weight_update_interval_steps` env steps.
 """
 
 import logging
+import threading
 import time
 
 import numpy as np
@@ -78,9 +79,24 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
       own_steps += int(moved.sum())
       window.maybe_write(summary, own_steps, env_steps, state)
   finally:
-    writer.close()
+    _close(writer)
     env.close()
     summary.close()
+
+
+def _close(writer, timeout_seconds: float = 5.0) -> None:
+  """Closes the writer without hanging the actor.
+
+  Reverb's TrajectoryWriter.Close can block for good when the run stops while
+  the rate limiter holds one of its inserts (seen under load); the close then
+  goes on in a daemon thread that ends with the process.
+  """
+  closer = threading.Thread(target=writer.close, name="actor_writer_close", daemon=True)
+  closer.start()
+  closer.join(timeout_seconds)
+  if closer.is_alive():
+    log.warning("Reverb writer did not close within %.0f s; left to the process exit",
+                timeout_seconds)
 
 
 def _flush(writer, state: RunState) -> None:

@@ -44,7 +44,8 @@ def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
     learner = DqnLearner(config, run_dir, address, strategy_lib.make_strategy(config.strategy),
                          time_step_spec, tensor_spec.from_spec(action_spec))
     state = RunState(max_env_steps=2_000)
-    actor = threading.Thread(target=run_actor, args=(config, 0, address, run_dir, state))
+    actor = threading.Thread(target=run_actor, args=(config, 0, address, run_dir, state),
+                             daemon=True)
     actor.start()
     losses = [learner.train(5) for _ in range(4)]
     losses = [float(l) for l in losses if l is not None]
@@ -69,7 +70,7 @@ def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
     for pulled, trained in zip(network.variables, learner.network.variables):
       np.testing.assert_array_equal(pulled.numpy(), trained.numpy())
 
-    state.request_stop("test over")
+    state.request_stop("test over")  # the server still runs: the actor must stop by itself
     actor.join(timeout=30)
     assert not actor.is_alive()
     assert state.env_steps > 0
