@@ -41,8 +41,7 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
   action_tensor_spec = tensor_spec.from_spec(action_spec)
 
   strategy = strategy_lib.make_strategy(config.strategy)
-  server = start_replay_server(config, run_dir, port, observation_spec, action_spec,
-                               time_step_spec)
+  server = start_replay_server(config, run_dir, port, observation_spec, action_spec)
   progress.note(f"replay server on port {port} (Reverb listens on every interface)")
   address = f"localhost:{port}"
   _write_pid(run_dir, "replay_server", 0)

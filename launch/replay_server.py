@@ -21,7 +21,7 @@ from reverie.launch.run_state import RunState
 log = logging.getLogger("reverie.replay_server")
 
 
-def make_tables(config: Config, observation_spec, action_spec, time_step_spec):
+def make_tables(config: Config, observation_spec, action_spec):
   """The DQN experience table and the variables table, sized from config."""
   lanes, steps = config.actor.envs_per_actor, config.replay.steps_per_item
   signature = transitions.item_signature(observation_spec, action_spec, lanes, steps)
@@ -35,16 +35,15 @@ def make_tables(config: Config, observation_spec, action_spec, time_step_spec):
       error_buffer_items=4 * items_per_call)
   network = dqn_agent.make_q_network(config.agent, observation_spec, action_spec)
   network.create_variables()
-  del time_step_spec
   variables = {contract.POLICY_KEY: network.variables,
                contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
   return [experience, replay.variables_table(contract.VARIABLES_TABLE, variables)]
 
 
 def start_replay_server(config: Config, run_dir: contract.RunDir, port: int, observation_spec,
-                        action_spec, time_step_spec) -> reverb.Server:
+                        action_spec) -> reverb.Server:
   """Starts the server in this process; it serves until `.stop()`."""
-  tables = make_tables(config, observation_spec, action_spec, time_step_spec)
+  tables = make_tables(config, observation_spec, action_spec)
   checkpointer = reverb.checkpointers.DefaultCheckpointer(path=str(run_dir.replay))
   server = reverb.Server(tables, port=port, checkpointer=checkpointer)
   log.info("replay server listening on port %d (all interfaces: keep it on a private network)",

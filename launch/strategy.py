@@ -24,7 +24,3 @@ def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
     return tf.distribute.OneDeviceStrategy("/cpu:0")
   raise ReverieError(f"strategy.kind: {config.kind} is not available in this version of "
                      "Reverie yet; use default or one_device")
-
-
-def num_replicas(strategy: tf.distribute.Strategy) -> int:
-  return strategy.num_replicas_in_sync

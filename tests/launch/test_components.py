@@ -38,7 +38,7 @@ def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
   run_dir = contract.RunDir(tmp_path)
   observation_spec, action_spec = _specs(config)
   time_step_spec = tensor_spec.from_spec(ts.time_step_spec(observation_spec))
-  server = start_replay_server(config, run_dir, None, observation_spec, action_spec, time_step_spec)
+  server = start_replay_server(config, run_dir, None, observation_spec, action_spec)
   address = f"localhost:{server.port}"
   try:
     learner = DqnLearner(config, run_dir, address, strategy_lib.make_strategy(config.strategy),
@@ -83,7 +83,7 @@ def test_learner_gives_up_waiting_when_reverb_has_no_data(tmp_path):
   run_dir = contract.RunDir(tmp_path)
   observation_spec, action_spec = _specs(config)
   time_step_spec = tensor_spec.from_spec(ts.time_step_spec(observation_spec))
-  server = start_replay_server(config, run_dir, None, observation_spec, action_spec, time_step_spec)
+  server = start_replay_server(config, run_dir, None, observation_spec, action_spec)
   try:
     learner = DqnLearner(config, run_dir, f"localhost:{server.port}",
                          strategy_lib.make_strategy(config.strategy), time_step_spec,
