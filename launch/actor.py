@@ -51,7 +51,7 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
                                        observation)
   episode_return, episode_length = np.zeros(lanes), np.zeros(lanes, np.int64)
   since_pull, env_steps, appended, own_steps = 0, 0, 0, 0
-  window = _Window(time.monotonic(), 0)
+  window = _Window()
   log.info("actor %d: %d environments of %s", index, lanes, config.env.id)
   try:
     while not state.stop.is_set() and not state.collection_done.is_set():
@@ -66,17 +66,18 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
                            {k: writer.history[k][-steps_per_item:] for k in transitions.COLUMNS})
         _flush(writer, state)
       moved = ~step.started
+      moved_count = int(moved.sum())
       episode_return = np.where(step.started, 0.0, episode_return + step.reward)
       episode_length = np.where(step.started, 0, episode_length + 1)
       ended = (step.terminated | step.truncated) & moved
       returns = episode_return[ended].tolist()
       window.add(returns, episode_length[ended].tolist())
-      env_steps = state.add_env_steps(int(moved.sum()), returns)
-      since_pull += int(moved.sum())
+      env_steps = state.add_env_steps(moved_count, returns)
+      since_pull += moved_count
       if since_pull >= config.actor.weight_update_interval_steps:
         container.update(variables)
         since_pull = 0
-      own_steps += int(moved.sum())
+      own_steps += moved_count
       window.maybe_write(summary, own_steps, env_steps, state)
   finally:
     _close(writer)
@@ -118,10 +119,13 @@ def check_batch(value: np.ndarray, spec, lanes: int, name: str) -> None:
 
 
 class _Window:
-  """Episode returns and step rate since the last summary."""
+  """Episode returns and this actor's step rate since the last summary."""
 
-  def __init__(self, start: float, env_steps: int):
-    self.start, self.env_steps = start, env_steps
+  def __init__(self):
+    self._reset(time.monotonic(), 0)
+
+  def _reset(self, start: float, own_steps: int) -> None:
+    self.start, self.own_steps = start, own_steps
     self.returns, self.lengths = [], []
 
   def add(self, returns, lengths):
@@ -133,11 +137,11 @@ class _Window:
     now = time.monotonic()
     if now - self.start < _SUMMARY_SECONDS:
       return
-    rate = (own_steps - self.env_steps) / (now - self.start)
+    rate = (own_steps - self.own_steps) / (now - self.start)
     state.env_steps_per_second = rate * state.actor_count
     with summary.as_default(step=env_steps):
       tf.summary.scalar("actor/env_steps_per_second", rate)
       if self.returns:
         tf.summary.scalar("actor/episode_return", float(np.mean(self.returns)))
         tf.summary.scalar("actor/episode_length", float(np.mean(self.lengths)))
-    self.__init__(now, own_steps)
+    self._reset(now, own_steps)

@@ -23,6 +23,12 @@ def _check(ok: bool, field: str, message: str) -> None:
     raise ValueError(f"{field}: {message}")
 
 
+def _check_at_least_one(section, *fields: str) -> None:
+  for field in fields or [f.name for f in dataclasses.fields(section)]:
+    value = getattr(section, field)
+    _check(value >= 1, field, f"must be >= 1, got {value}")
+
+
 @dataclasses.dataclass
 class RunConfig:
   """How long the run lasts and who launches it.
@@ -40,7 +46,7 @@ class RunConfig:
   def __post_init__(self):
     _check(self.launcher in LAUNCHERS, "launcher",
            f"must be one of {', '.join(LAUNCHERS)}, got {self.launcher}")
-    _check(self.max_env_steps >= 1, "max_env_steps", f"must be >= 1, got {self.max_env_steps}")
+    _check_at_least_one(self, "max_env_steps")
 
 
 @dataclasses.dataclass
@@ -58,10 +64,7 @@ class ActorConfig:
   weight_update_interval_steps: int = 1_000
 
   def __post_init__(self):
-    _check(self.count >= 1, "count", f"must be >= 1, got {self.count}")
-    _check(self.envs_per_actor >= 1, "envs_per_actor", f"must be >= 1, got {self.envs_per_actor}")
-    _check(self.weight_update_interval_steps >= 1, "weight_update_interval_steps",
-           f"must be >= 1, got {self.weight_update_interval_steps}")
+    _check_at_least_one(self)
 
 
 @dataclasses.dataclass
@@ -116,9 +119,7 @@ class LearnerConfig:
   export_interval_steps: int = 20_000
 
   def __post_init__(self):
-    for name in dataclasses.asdict(self):
-      value = getattr(self, name)
-      _check(value >= 1, name, f"must be >= 1, got {value}")
+    _check_at_least_one(self)
 
 
 @dataclasses.dataclass
@@ -163,8 +164,7 @@ class EvalConfig:
   seed: int = 1_000_000
 
   def __post_init__(self):
-    _check(self.episodes >= 1, "episodes", f"must be >= 1, got {self.episodes}")
-    _check(self.interval_steps >= 1, "interval_steps", f"must be >= 1, got {self.interval_steps}")
+    _check_at_least_one(self, "episodes", "interval_steps")
 
 
 @dataclasses.dataclass

@@ -54,8 +54,10 @@ class DqnLearner:
                                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
       self.learner = tfa_learner.Learner(
           self._scratch.name, self.train_step, self.agent,
-          experience_dataset_fn=self._dataset_fn, checkpoint_interval=-1, summary_interval=0,
-          strategy=strategy, after_train_strategy_step_fn=self._count_applied_step)
+          # No experience_dataset_fn: the Learner would open a second Reverb sampler of
+          # its own; every call gets this role's iterator (remade after a timeout).
+          checkpoint_interval=-1, summary_interval=0, strategy=strategy,
+          after_train_strategy_step_fn=self._count_applied_step)
     self.iterator = self._new_iterator()
     self.checkpoint = tf.train.Checkpoint(agent=self.agent, train_step=self.train_step)
     self.checkpoints = tf.train.CheckpointManager(
