@@ -16,6 +16,7 @@ from tf_agents.experimental.distributed import reverb_variable_container as rvc
 
 from reverie.agents.dqn import agent as dqn_agent
 from reverie.agents.dqn import transitions
+from reverie.envs.batched import BatchStep
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
 from reverie.launch.config_schema import Config
@@ -40,23 +41,22 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
                contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
   container = rvc.ReverbVariableContainer(server_address, table_names=[contract.VARIABLES_TABLE])
   container.update(variables)
+  policy.refresh()
   client = reverb.Client(server_address)
   steps_per_item = config.replay.steps_per_item
   writer = client.trajectory_writer(num_keep_alive_refs=steps_per_item)
-  summary = tf.summary.create_file_writer(str(run_dir.tensorboard("actor", index)))
+  stats = EpisodeStats(lanes, run_dir, index)
 
   observation = env.reset(seed=config.seed * 1000 + index * lanes)
   check_batch(observation, env.observation_spec, lanes, f"actor {index} observation")
   nstep = transitions.NStepAccumulator(lanes, config.agent.n_step_update, config.agent.gamma,
                                        observation)
-  episode_return, episode_length = np.zeros(lanes), np.zeros(lanes, np.int64)
-  since_pull, env_steps, appended, own_steps = 0, 0, 0, 0
-  window = _Window()
+  since_pull, appended = 0, 0
   log.info("actor %d: %d environments of %s", index, lanes, config.env.id)
   try:
     while not state.stop.is_set() and not state.collection_done.is_set():
-      epsilon = dqn_agent.epsilon_at(config.agent, env_steps)
-      action = policy.act(observation, epsilon).numpy()
+      epsilon = dqn_agent.epsilon_at(config.agent, state.env_steps)
+      action = policy.act(observation, epsilon)
       step = env.step(action)
       observation = step.observation
       writer.append(nstep.add(action, step))
@@ -64,28 +64,19 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
       if appended % steps_per_item == 0:
         writer.create_item(contract.EXPERIENCE_TABLE, 1.0,
                            {k: writer.history[k][-steps_per_item:] for k in transitions.COLUMNS})
-        _flush(writer, state)
-      moved = ~step.started
-      moved_count = int(moved.sum())
-      episode_return = np.where(step.started, 0.0, episode_return + step.reward)
-      episode_length = np.where(step.started, 0, episode_length + 1)
-      ended = (step.terminated | step.truncated) & moved
-      returns = episode_return[ended].tolist()
-      window.add(returns, episode_length[ended].tolist())
-      env_steps = state.add_env_steps(moved_count, returns)
-      since_pull += moved_count
+        flush_writer(writer, state)
+      since_pull += stats.add(step, state)
       if since_pull >= config.actor.weight_update_interval_steps:
         container.update(variables)
+        policy.refresh()
         since_pull = 0
-      own_steps += moved_count
-      window.maybe_write(summary, own_steps, env_steps, state)
   finally:
-    _close(writer)
+    close_writer(writer)
     env.close()
-    summary.close()
+    stats.close()
 
 
-def _close(writer, timeout_seconds: float = 5.0) -> None:
+def close_writer(writer, timeout_seconds: float = 5.0) -> None:
   """Closes the writer without hanging the actor.
 
   Reverb's TrajectoryWriter.Close can block for good when the run stops while
@@ -100,11 +91,11 @@ def _close(writer, timeout_seconds: float = 5.0) -> None:
                 timeout_seconds)
 
 
-def _flush(writer, state: RunState) -> None:
+def flush_writer(writer, state: RunState, pending_items: int = _PENDING_ITEMS) -> None:
   """Waits while the rate limiter holds inserts back, re-checking for the end of the run."""
   while not state.stop.is_set():
     try:
-      writer.flush(block_until_num_items=_PENDING_ITEMS, timeout_ms=_FLUSH_TIMEOUT_MS)
+      writer.flush(block_until_num_items=pending_items, timeout_ms=_FLUSH_TIMEOUT_MS)
       return
     except reverb.errors.DeadlineExceededError:
       continue
@@ -118,30 +109,47 @@ def check_batch(value: np.ndarray, spec, lanes: int, name: str) -> None:
                      f"got {value.dtype.name}{list(value.shape)}")
 
 
-class _Window:
-  """Episode returns and this actor's step rate since the last summary."""
+class EpisodeStats:
+  """Counts an actor's env steps and episodes; writes its rate and returns to TensorBoard."""
 
-  def __init__(self):
-    self._reset(time.monotonic(), 0)
+  def __init__(self, lanes: int, run_dir: contract.RunDir, index: int):
+    self._return, self._length = np.zeros(lanes), np.zeros(lanes, np.int64)
+    self._summary = tf.summary.create_file_writer(str(run_dir.tensorboard("actor", index)))
+    self._own_steps = 0
+    self._reset_window(time.monotonic())
 
-  def _reset(self, start: float, own_steps: int) -> None:
-    self.start, self.own_steps = start, own_steps
-    self.returns, self.lengths = [], []
+  def _reset_window(self, start: float) -> None:
+    self._start, self._start_steps = start, self._own_steps
+    self._returns, self._lengths = [], []
 
-  def add(self, returns, lengths):
-    self.returns += returns
-    self.lengths += lengths
+  def add(self, step: BatchStep, state: RunState) -> int:
+    """Books one vector step; returns how many lanes moved (a reset step moves none)."""
+    moved = ~step.started
+    self._return = np.where(step.started, 0.0, self._return + step.reward)
+    self._length = np.where(step.started, 0, self._length + 1)
+    ended = (step.terminated | step.truncated) & moved
+    returns = self._return[ended].tolist()
+    self._returns += returns
+    self._lengths += self._length[ended].tolist()
+    moved_count = int(moved.sum())
+    env_steps = state.add_env_steps(moved_count, returns)
+    self._own_steps += moved_count
+    self._maybe_write(env_steps, state)
+    return moved_count
 
-  def maybe_write(self, summary, own_steps: int, env_steps: int, state: RunState) -> None:
+  def _maybe_write(self, env_steps: int, state: RunState) -> None:
     """Writes at `env_steps` (all actors): this actor's rate and its finished episodes."""
     now = time.monotonic()
-    if now - self.start < _SUMMARY_SECONDS:
+    if now - self._start < _SUMMARY_SECONDS:
       return
-    rate = (own_steps - self.own_steps) / (now - self.start)
+    rate = (self._own_steps - self._start_steps) / (now - self._start)
     state.env_steps_per_second = rate * state.actor_count
-    with summary.as_default(step=env_steps):
+    with self._summary.as_default(step=env_steps):
       tf.summary.scalar("actor/env_steps_per_second", rate)
-      if self.returns:
-        tf.summary.scalar("actor/episode_return", float(np.mean(self.returns)))
-        tf.summary.scalar("actor/episode_length", float(np.mean(self.lengths)))
-    self._reset(now, own_steps)
+      if self._returns:
+        tf.summary.scalar("actor/episode_return", float(np.mean(self._returns)))
+        tf.summary.scalar("actor/episode_length", float(np.mean(self._lengths)))
+    self._reset_window(now)
+
+  def close(self) -> None:
+    self._summary.close()

@@ -10,7 +10,6 @@ import json
 import os
 import pathlib
 import platform
-import signal
 import socket
 import sys
 import time
@@ -97,6 +96,8 @@ def _eval(args) -> int:
 
 
 def _train(args) -> int:
+  from reverie.launch.signals import block_signals  # pylint: disable=g-import-not-at-top
+  block_signals()  # before anything starts a thread (launch/signals.py)
   from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
   loaded = load_config(args.config, args.set)
@@ -128,22 +129,24 @@ def _check_env(config) -> None:
 
 
 def _run_training(config, root: pathlib.Path) -> int:
+  from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
+  from reverie.launch.signals import SignalWatcher, Terminated  # pylint: disable=g-import-not-at-top
+  state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
+  signals = SignalWatcher(state)
   _quiet_tensorflow()
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
   from reverie.launch.local import run_local, setup_role_logs  # pylint: disable=g-import-not-at-top
   from reverie.launch.progress import Progress  # pylint: disable=g-import-not-at-top
-  from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
   run_dir = contract.RunDir(root)
   setup_role_logs(run_dir, config)
   _native_stderr_to(run_dir.log("native"))
-  state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
   progress = Progress(state)
   started = time.time()
-  signal.signal(signal.SIGTERM, _raise_terminated)
   status, code, reason = "failed", 1, None
   try:
     run_local(config, run_dir, progress, state)
+    signals.raise_if_received()
     status, code, reason = "finished", 0, state.stop_reason
   except ReverieError:
     status, code, reason = "failed", 2, "bad input"
@@ -154,7 +157,7 @@ def _run_training(config, root: pathlib.Path) -> int:
   except KeyboardInterrupt:
     status, code, reason = "interrupted", 130, "Ctrl-C"
     raise
-  except _Terminated:
+  except Terminated:
     status, code, reason = "terminated", 143, "SIGTERM"
     print("reverie: terminated", file=sys.stderr)
     return 143
@@ -181,15 +184,6 @@ def _native_stderr_to(path: pathlib.Path) -> None:
   native = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
   os.dup2(native, 2)
   os.close(native)
-
-
-class _Terminated(SystemExit):
-  """SIGTERM, raised in the main thread so the run shuts down like on Ctrl-C."""
-
-
-def _raise_terminated(signum, frame):
-  del signum, frame
-  raise _Terminated()
 
 
 def _write_status(run_dir, state, status: str, reason, wall_seconds: float) -> None:

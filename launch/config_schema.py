@@ -9,9 +9,10 @@ import dataclasses
 from typing import Any, Optional
 
 from reverie.agents.dqn.config import DqnConfig
+from reverie.agents.ppo.config import PpoConfig
 from reverie.envs.config import EnvConfig
 
-AGENT_CONFIGS = {"dqn": DqnConfig}
+AGENT_CONFIGS = {"dqn": DqnConfig, "ppo": PpoConfig}
 DISCRETE_ACTIONS_ONLY = ("dqn",)
 LAUNCHERS = ("local",)
 STRATEGY_KINDS = ("default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -200,6 +201,13 @@ def check_available(config: Config) -> None:
   if config.strategy.kind not in STRATEGY_KINDS_AVAILABLE:
     raise ReverieError(f"strategy.kind: {config.strategy.kind} is not available in this version "
                        f"of Reverie yet; use {' or '.join(STRATEGY_KINDS_AVAILABLE)}")
+  if config.agent.kind == "ppo":
+    frames = config.actor.count * config.actor.envs_per_actor * config.agent.rollout_steps
+    if frames % config.learner.batch_size:
+      raise ReverieError(
+          f"learner.batch_size: {config.learner.batch_size} does not divide the {frames} env steps "
+          f"of one policy version (actor.count x actor.envs_per_actor x agent.rollout_steps); "
+          f"PPO's minibatches must cover each version's data exactly")
 
 
 def check_agent_spaces(config: Config, observation_space, action_space) -> None:
@@ -210,6 +218,9 @@ def check_agent_spaces(config: Config, observation_space, action_space) -> None:
   if kind in DISCRETE_ACTIONS_ONLY and not discrete:
     raise ReverieError(f"env.id: {env_id} has a {type(action_space).__name__} action space "
                        f"{action_space}; {kind} needs a Discrete one")
+  if kind == "ppo" and discrete and getattr(action_space, "start", 0) != 0:
+    raise ReverieError(f"env.id: {env_id} numbers its actions from {action_space.start}; "
+                       "ppo takes Discrete actions numbered from 0")
   if type(observation_space).__name__ != "Box":
     raise ReverieError(f"env.id: {env_id} has a {type(observation_space).__name__} observation "
                        "space; Reverie takes Box observations")

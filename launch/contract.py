@@ -6,6 +6,8 @@ import pathlib
 from tf_agents.experimental.distributed import reverb_variable_container as rvc
 
 EXPERIENCE_TABLE = "experience"
+PPO_TRAIN_TABLE = "ppo_train"  # a queue: rollouts, each read once
+PPO_NORMALIZATION_TABLE = "ppo_normalization"  # the same rollouts, for the normalizers
 VARIABLES_TABLE = rvc.DEFAULT_TABLE
 POLICY_KEY = rvc.POLICY_KEY
 TRAIN_STEP_KEY = rvc.TRAIN_STEP_KEY

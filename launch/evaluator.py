@@ -61,11 +61,9 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
   `eval.episodes` episodes and again on as many episodes with other seeds.
   """
   env = make_batched_env(config.env.id, config.eval.episodes, config.env.max_episode_steps)
-  network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
-  network.create_variables()
-  greedy = dqn_agent.EpsilonGreedy(network, env.observation_spec, env.action_spec, seed=0)
+  pulled, refresh, act = _greedy_policy(config, env)
   train_step = tf.Variable(0, dtype=tf.int64)
-  variables = {contract.POLICY_KEY: network.variables, contract.TRAIN_STEP_KEY: train_step}
+  variables = {contract.POLICY_KEY: pulled, contract.TRAIN_STEP_KEY: train_step}
   container = rvc.ReverbVariableContainer(server_address, [contract.VARIABLES_TABLE])
   summary = tf.summary.create_file_writer(str(run_dir.tensorboard("evaluator")))
   next_eval = config.eval.interval_steps
@@ -77,7 +75,8 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
         continue
       env_steps = state.env_steps
       container.update(variables)
-      episodes = run_episodes(env, lambda obs: greedy.act(obs, 0.0).numpy(), config.eval.seed)
+      refresh()
+      episodes = run_episodes(env, act, config.eval.seed)
       result = {**episodes.summary(), "env_steps": env_steps,
                 "train_step": int(train_step.numpy()), "time": time.time()}
       state.evals.append(result)
@@ -92,12 +91,12 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
       if target is not None and result["avg_return"] >= target:
         # Confirm on as many other episodes (other seeds) before stopping: one lucky
         # set of seeds is not a solved policy.
-        confirm = run_episodes(env, lambda obs: greedy.act(obs, 0.0).numpy(),
+        confirm = run_episodes(env, act,
                                config.eval.seed + config.eval.episodes).summary()
         result["confirm_avg_return"] = confirm["avg_return"]
         log.info("confirmation on other seeds: %.1f", confirm["avg_return"])
         if confirm["avg_return"] >= target:
-          state.solved_weights = [v.numpy() for v in network.variables]
+          state.solved_weights = [v.numpy() for v in pulled]
           state.request_stop(f"reached stop_at_return {target:g}")
           continue
       if final:
@@ -106,3 +105,20 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
   finally:
     env.close()
     summary.close()
+
+
+def _greedy_policy(config: Config, env: BatchedEnv):
+  """(variables to pull, refresh after a pull, observations -> greedy actions) of the agent."""
+  if config.agent.kind == "ppo":
+    from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+    from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+    from reverie.agents.ppo import agent as ppo_agent  # pylint: disable=g-import-not-at-top
+    observation_spec = tensor_spec.from_spec(env.observation_spec)
+    agent = ppo_agent.make_agent(config.agent, ts.time_step_spec(observation_spec),
+                                 env.action_spec, tf.Variable(0, dtype=tf.int64))
+    policy = ppo_agent.BatchedPolicy(agent, observation_spec, env.action_spec, collect=False)
+    return policy.variables, policy.refresh, policy.act
+  network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
+  network.create_variables()
+  greedy = dqn_agent.EpsilonGreedy(network, env.observation_spec, env.action_spec, seed=0)
+  return network.variables, greedy.refresh, lambda observation: greedy.act(observation, 0.0)

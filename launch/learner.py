@@ -7,8 +7,10 @@ checkpoints into RUN_DIR/checkpoints and exports policies.
 """
 
 import logging
+import math
 import tempfile
 import time
+from typing import Dict, Optional
 
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container as rvc
@@ -26,7 +28,61 @@ from reverie.launch.run_state import RunState
 log = logging.getLogger("reverie.learner")
 
 
-class DqnLearner:
+class LearnerBase:
+  """What every agent's learner does around training: weights, summaries, checkpoints, exports.
+
+  Subclasses set `agent`, `train_step`, `strategy`, `run_dir`, `config`,
+  `observation_spec` and `pushed_variables` (what actors and evaluators pull)
+  and call `_start_outputs(server_address)`; `train_iteration()` returns the
+  scalars to write, or None when Reverb had no data.
+  """
+
+  def _start_outputs(self, server_address: str) -> None:
+    self.checkpoint = tf.train.Checkpoint(agent=self.agent, train_step=self.train_step)
+    self.checkpoints = tf.train.CheckpointManager(
+        self.checkpoint, str(self.run_dir.checkpoints),
+        max_to_keep=self.config.learner.keep_checkpoints)
+    self.container = rvc.ReverbVariableContainer(server_address, [contract.VARIABLES_TABLE])
+    self.summary = tf.summary.create_file_writer(str(self.run_dir.tensorboard("learner")))
+    self.push_weights()
+
+  def push_weights(self) -> None:
+    self.container.push({contract.POLICY_KEY: self.pushed_variables,
+                         contract.TRAIN_STEP_KEY: self.train_step})
+
+  def write_summaries(self, scalars: Dict[str, float], steps_per_second: float) -> None:
+    with self.summary.as_default(step=self.train_step):
+      for tag, value in scalars.items():
+        tf.summary.scalar(tag, value)
+      tf.summary.scalar("learner/steps_per_second", steps_per_second)
+      tf.summary.scalar("learner/num_replicas", self.strategy.num_replicas_in_sync)
+
+  def save_checkpoint(self) -> None:
+    self.checkpoints.save(checkpoint_number=self.train_step)
+
+  def export(self, final: bool) -> None:
+    """policies/steps/<train_step>/, and on `final` greedy/, collect/ and greedy.tflite."""
+    step = int(self.train_step.numpy())
+    export.save_policy(self.agent.policy, self.run_dir.policy_at(step), self.train_step)
+    if final:  # the newest greedy export is the one just written: copy it, do not trace again
+      export.copy_policy(self.run_dir.policy_at(step), self.run_dir.greedy_policy)
+      export.save_policy(self.agent.collect_policy, self.run_dir.collect_policy, self.train_step)
+      export.save_tflite(self.agent.policy, self.observation_spec, self.run_dir.greedy_tflite)
+    log.info("exported policies at train step %d", step)
+
+  def load_weights(self, weights) -> None:
+    """Puts back the weights the evaluator scored (when the run stops at its target)."""
+    for variable, value in zip(self.pushed_variables, weights):
+      variable.assign(value)
+
+  def _check_nan(self, error: tf.errors.InvalidArgumentError) -> None:
+    if "Loss is inf or nan" in str(error):
+      raise TrainingFailed(
+          f"loss is NaN or Inf near train step {int(self.train_step.numpy())}; stopped, the last "
+          f"good checkpoint stays in {self.run_dir.checkpoints}") from None
+
+
+class DqnLearner(LearnerBase):
   """The agent, its dataset and the periodic work around TF-Agents' Learner."""
 
   def __init__(self, config: Config, run_dir: contract.RunDir, server_address: str,
@@ -47,6 +103,10 @@ class DqnLearner:
       self.train_step = train_utils.create_train_step()
       self.agent, self.network = dqn_agent.make_agent(config.agent, time_step_spec, action_spec,
                                                       self.train_step)
+      # Adam's slots made directly: TF-Agents' Learner would trace a whole train step
+      # on dummy data for them (about 2 s before the actors could start).
+      optimizer = self.agent._optimizer  # pylint: disable=protected-access
+      optimizer.build(self.network.trainable_variables)
       # TF-Agents' Learner makes root_dir/train/checkpoints even with its checkpointing
       # off; Reverie checkpoints into RUN_DIR/checkpoints itself, so root_dir is scratch.
       self._scratch = tempfile.TemporaryDirectory(prefix="reverie-learner-")
@@ -57,22 +117,15 @@ class DqnLearner:
           # No experience_dataset_fn: the Learner would open a second Reverb sampler of
           # its own; every call gets this role's iterator (remade after a timeout).
           checkpoint_interval=-1, summary_interval=0, strategy=strategy,
+          run_optimizer_variable_init=False,
           after_train_strategy_step_fn=self._count_applied_step)
     self.iterator = self._new_iterator()
-    self.checkpoint = tf.train.Checkpoint(agent=self.agent, train_step=self.train_step)
-    self.checkpoints = tf.train.CheckpointManager(
-        self.checkpoint, str(run_dir.checkpoints), max_to_keep=config.learner.keep_checkpoints)
-    self.container = rvc.ReverbVariableContainer(server_address, [contract.VARIABLES_TABLE])
-    self.summary = tf.summary.create_file_writer(str(run_dir.tensorboard("learner")))
-    self.push_weights()
+    self.pushed_variables = self.network.variables
+    self._start_outputs(server_address)
 
   def _new_iterator(self):
     with self.strategy.scope():
       return iter(self.strategy.distribute_datasets_from_function(lambda _: self._dataset_fn()))
-
-  def push_weights(self) -> None:
-    self.container.push({contract.POLICY_KEY: self.network.variables,
-                         contract.TRAIN_STEP_KEY: self.train_step})
 
   def train(self, iterations: int):
     """Runs `iterations` train steps; returns the loss, or None when Reverb had no data."""
@@ -89,11 +142,12 @@ class DqnLearner:
       self.iterator = self._new_iterator()
       return None
     except tf.errors.InvalidArgumentError as e:
-      if "Loss is inf or nan" not in str(e):
-        raise
-      raise TrainingFailed(
-          f"loss is NaN or Inf near train step {int(self.train_step.numpy())}; stopped, the last "
-          f"good checkpoint stays in {self.run_dir.checkpoints}") from None
+      self._check_nan(e)
+      raise
+
+  def train_iteration(self) -> Optional[Dict[str, float]]:
+    loss = self.train(self.config.learner.steps_per_call)
+    return None if loss is None else {"learner/loss": float(loss)}
 
   def _counters(self):
     return [self.train_step, self.agent._optimizer.iterations]  # pylint: disable=protected-access
@@ -103,48 +157,29 @@ class DqnLearner:
     with tf.control_dependencies([loss_info.loss]):  # runs only once the step had data
       self.applied_steps.assign_add(1)
 
-  def write_summaries(self, loss: float, steps_per_second: float) -> None:
-    with self.summary.as_default(step=self.train_step):
-      tf.summary.scalar("learner/loss", loss)
-      tf.summary.scalar("learner/steps_per_second", steps_per_second)
-      tf.summary.scalar("learner/num_replicas", self.strategy.num_replicas_in_sync)
 
-  def save_checkpoint(self) -> None:
-    self.checkpoints.save(checkpoint_number=self.train_step)
-
-  def export(self, final: bool) -> None:
-    """policies/steps/<train_step>/, and on `final` greedy/, collect/ and greedy.tflite."""
-    step = int(self.train_step.numpy())
-    export.save_policy(self.agent.policy, self.run_dir.policy_at(step), self.train_step)
-    if final:  # the newest greedy export is the one just written: copy it, do not trace again
-      export.copy_policy(self.run_dir.policy_at(step), self.run_dir.greedy_policy)
-      export.save_policy(self.agent.collect_policy, self.run_dir.collect_policy, self.train_step)
-      export.save_tflite(self.agent.policy, self.observation_spec, self.run_dir.greedy_tflite)
-    log.info("exported policies at train step %d", step)
-
-  def load_weights(self, weights) -> None:
-    """Puts back the weights the evaluator scored (when the run stops at its target)."""
-    for variable, value in zip(self.network.variables, weights):
-      variable.assign(value)
-
-
-def run_learner(learner: DqnLearner, state: RunState) -> None:
+def run_learner(learner: LearnerBase, state: RunState) -> None:
   """Trains until the run stops; pushes weights after every call."""
   config = learner.config.learner
   next_checkpoint = next_export = int(learner.train_step.numpy())
   next_checkpoint += config.checkpoint_interval_steps
   next_export += config.export_interval_steps
   while not state.stop.is_set() and not state.collection_done.is_set():
-    started = time.monotonic()
-    loss = learner.train(config.steps_per_call)
-    if loss is None:
-      log.info("learner: waiting for replay data")
+    started, before = time.monotonic(), int(learner.train_step.numpy())
+    scalars = learner.train_iteration()
+    if scalars is None:
+      if not state.stop.is_set():
+        log.info("learner: waiting for replay data")
       continue
     step = int(learner.train_step.numpy())
+    if not math.isfinite(scalars["learner/loss"]):
+      raise TrainingFailed(
+          f"loss is {scalars['learner/loss']} at train step {step}; stopped, the last good "
+          f"checkpoint stays in {learner.run_dir.checkpoints}")
     state.train_step = step
-    state.learner_steps_per_second = config.steps_per_call / (time.monotonic() - started)
+    state.learner_steps_per_second = (step - before) / (time.monotonic() - started)
     learner.push_weights()
-    learner.write_summaries(float(loss), state.learner_steps_per_second)
+    learner.write_summaries(scalars, state.learner_steps_per_second)
     if step >= next_checkpoint:
       learner.save_checkpoint()
       next_checkpoint = step + config.checkpoint_interval_steps

@@ -11,6 +11,7 @@ import threading
 from typing import Callable
 
 import portpicker
+import tensorflow as tf
 
 from reverie.envs.batched import BatchedEnv
 from reverie.envs.registry import make_batched_env
@@ -20,6 +21,8 @@ from reverie.launch.actor import run_actor
 from reverie.launch.config_schema import Config
 from reverie.launch.evaluator import run_evaluator
 from reverie.launch.learner import DqnLearner, run_learner
+from reverie.launch.ppo_actor import run_ppo_actor
+from reverie.launch.ppo_learner import PpoLearner
 from reverie.launch.progress import Progress
 from reverie.launch.replay_server import run_replay_server, start_replay_server
 from reverie.launch.run_state import RunState
@@ -47,22 +50,29 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
   _write_pid(run_dir, "replay_server", 0)
   threads = [_start("replay_server_0", state, run_replay_server, server, run_dir, state)]
   try:
-    learner = DqnLearner(config, run_dir, address, strategy, time_step_spec, action_tensor_spec)
+    if config.agent.kind == "ppo":
+      learner = PpoLearner(config, run_dir, address, strategy, time_step_spec, action_tensor_spec)
+      actor_fn = run_ppo_actor
+      # PPOLearner waits for rollouts inside one graph call, with no timeout to
+      # return on: when the run stops, a stop marker in each queue ends that wait.
+      threads.append(_start("ppo_stop", state, _end_ppo_wait_when_done, address, state))
+    else:
+      learner = DqnLearner(config, run_dir, address, strategy, time_step_spec, action_tensor_spec)
+      actor_fn = run_actor
     for i in range(config.actor.count):
       _write_pid(run_dir, "actor", i)
-      threads.append(_start(f"actor_{i}", state, run_actor, config, i, address, run_dir, state))
+      threads.append(_start(f"actor_{i}", state, actor_fn, config, i, address, run_dir, state))
     _write_pid(run_dir, "evaluator", 0)
     threads.append(_start("evaluator_0", state, run_evaluator, config, address, run_dir, state))
     _write_pid(run_dir, "learner", 0)
     try:
       run_learner(learner, state)
-    except (KeyboardInterrupt, SystemExit):
-      state.request_stop("interrupted")
-      learner.save_checkpoint()  # Ctrl-C or SIGTERM: keep the learner's progress
-      raise
     except BaseException as e:
       state.fail(e)
       raise
+    if state.interrupted:  # Ctrl-C or SIGTERM (launch/signals.py): keep the learner's progress
+      learner.save_checkpoint()
+      return
     _wait_for_final_eval(state)
     if state.error is not None:
       raise state.error
@@ -75,6 +85,25 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
     server.stop()
     for thread in threads:
       thread.join(timeout=30)
+
+
+def _end_ppo_wait_when_done(address: str, state: RunState) -> None:
+  """When the run stops, puts a stop marker into each PPO queue (a full one needs none)."""
+  import reverb  # pylint: disable=g-import-not-at-top
+  from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
+  from reverie.launch.actor import close_writer  # pylint: disable=g-import-not-at-top
+  state.stop.wait()
+  client = reverb.Client(address)
+  info = client.server_info()
+  for table in (contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE):
+    writer = client.trajectory_writer(num_keep_alive_refs=1)
+    writer.append(rollouts.stop_marker(info[table].signature))
+    writer.create_item(table, 1.0, tf.nest.map_structure(lambda c: c[-1], writer.history))
+    try:
+      writer.flush(timeout_ms=1000)
+    except reverb.errors.DeadlineExceededError:
+      pass  # the queue is full, so the learner is not waiting on it
+    close_writer(writer)
 
 
 def _wait_for_final_eval(state: RunState) -> None:

@@ -22,7 +22,9 @@ log = logging.getLogger("reverie.replay_server")
 
 
 def make_tables(config: Config, observation_spec, action_spec):
-  """The DQN experience table and the variables table, sized from config."""
+  """The agent's experience tables and the variables table, sized from config."""
+  if config.agent.kind == "ppo":
+    return _ppo_tables(config, observation_spec, action_spec)
   lanes, steps = config.actor.envs_per_actor, config.replay.steps_per_item
   signature = transitions.item_signature(observation_spec, action_spec, lanes, steps)
   per_item = lanes * steps
@@ -40,6 +42,29 @@ def make_tables(config: Config, observation_spec, action_spec):
   return [experience, replay.variables_table(contract.VARIABLES_TABLE, variables)]
 
 
+def _ppo_tables(config: Config, observation_spec, action_spec):
+  """Two queues fed with the same rollouts (training, normalizers) and the variables table.
+
+  Each actor writes one rollout per policy version and waits for the next, so
+  a queue holds at most the current rollouts and stale ones still to drop.
+  """
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+  from reverie.agents.ppo import agent as ppo_agent  # pylint: disable=g-import-not-at-top
+  from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
+  agent = ppo_agent.make_agent(
+      config.agent, ts.time_step_spec(tensor_spec.from_spec(observation_spec)), action_spec,
+      tf.Variable(0, dtype=tf.int64))
+  signature = rollouts.item_signature(agent, config.actor.envs_per_actor,
+                                      config.agent.rollout_steps)
+  size = config.actor.count * (config.agent.max_policy_lag_versions + 2)
+  queues = [reverb.Table.queue(name, max_size=size, signature=signature)
+            for name in (contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE)]
+  variables = {contract.POLICY_KEY: ppo_agent.policy_variables(agent),
+               contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
+  return [*queues, replay.variables_table(contract.VARIABLES_TABLE, variables)]
+
+
 def start_replay_server(config: Config, run_dir: contract.RunDir, port: int, observation_spec,
                         action_spec) -> reverb.Server:
   """Starts the server in this process; it serves until `.stop()`."""
@@ -55,10 +80,12 @@ def run_replay_server(server: reverb.Server, run_dir: contract.RunDir, state: Ru
                       interval_seconds: float = 2.0) -> None:
   """Writes replay/size and insert and sample rates to TensorBoard until the run stops."""
   client = server.localhost_client()
+  tables = client.server_info()
+  table = next(t for t in (contract.EXPERIENCE_TABLE, contract.PPO_TRAIN_TABLE) if t in tables)
   writer = tf.summary.create_file_writer(str(run_dir.tensorboard("replay_server")))
   last_time, last = time.monotonic(), None
   while not state.stop.wait(interval_seconds):
-    info = client.server_info()[contract.EXPERIENCE_TABLE]
+    info = client.server_info()[table]
     now = time.monotonic()
     limiter = info.rate_limiter_info
     inserts, samples = limiter.insert_stats.completed, limiter.sample_stats.completed

@@ -26,6 +26,7 @@ class RunState:
   solved_weights: Optional[list] = None
   stop_reason: Optional[str] = None
   error: Optional[BaseException] = None
+  interrupted: bool = False
 
   def __post_init__(self):
     self.lock = threading.Lock()
@@ -46,6 +47,11 @@ class RunState:
       if self.stop_reason is None:
         self.stop_reason = reason
     self.stop.set()
+
+  def interrupt(self, reason: str) -> None:
+    """Ctrl-C or SIGTERM: the roles stop, the learner saves a checkpoint, nothing is exported."""
+    self.interrupted = True
+    self.request_stop(reason)
 
   def fail(self, error: BaseException) -> None:
     with self.lock:

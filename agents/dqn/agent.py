@@ -1,10 +1,12 @@
 """Builds the TF-Agents DQN agent and the actors' epsilon-greedy action function."""
 
+import numpy as np
 import tensorflow as tf
 from tf_agents.agents.dqn import dqn_agent
 from tf_agents.networks import q_network
 from tf_agents.utils import common
 
+from reverie.agents import numpy_mlp
 from reverie.agents.dqn.config import DqnConfig
 
 
@@ -51,26 +53,53 @@ def epsilon_at(config: DqnConfig, env_steps: int) -> float:
   return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
 
 
-class EpsilonGreedy(tf.Module):
+class EpsilonGreedy:
   """One batched call per vector step: epsilon-greedy actions from a Q-network.
 
-  Leaner than TF-Agents' EpsilonGreedyPolicy (no TimeStep plumbing), which
-  matters because this call runs once per actor step.
+  Leaner than TF-Agents' EpsilonGreedyPolicy (no TimeStep plumbing), because
+  it runs once per actor step: an MLP Q-network runs in numpy (see
+  agents/numpy_mlp.py), any other network in one TF function. Call
+  `refresh()` after the network's weights change.
   """
 
-  def __init__(self, network: q_network.QNetwork, observation_spec, action_spec, seed: int):
-    super().__init__()
+  def __init__(self, network: q_network.QNetwork, observation_spec, action_spec, seed: int,
+               allow_numpy: bool = True):
     self.network = network
     self._num_actions = int(action_spec.maximum - action_spec.minimum + 1)
     self._minimum = int(action_spec.minimum)
-    self._dtype = tf.as_dtype(action_spec.dtype)
-    self._rng = tf.random.Generator.from_seed(seed)
-    obs = tf.TensorSpec([None, *observation_spec.shape], observation_spec.dtype)
-    self.act = tf.function(self._act, input_signature=[obs, tf.TensorSpec([], tf.float32)])
+    self._dtype = np.dtype(tf.as_dtype(action_spec.dtype).as_numpy_dtype)
+    self._rng = np.random.default_rng(seed)
+    self._mlp = numpy_mlp.NumpyMlp.of_layers(_q_network_layers(network)) if allow_numpy else None
+    if self._mlp is None:
+      obs = tf.TensorSpec([None, *observation_spec.shape], observation_spec.dtype)
+      self._q_values = tf.function(lambda o: network(o, training=False)[0],
+                                   input_signature=[obs])
 
-  def _act(self, observation, epsilon):
-    q_values, _ = self.network(observation, training=False)
-    greedy = tf.argmax(q_values, axis=-1, output_type=tf.int64)
-    random = self._rng.uniform(tf.shape(greedy), 0, self._num_actions, dtype=tf.int64)
-    explore = self._rng.uniform(tf.shape(greedy)) < epsilon
-    return tf.cast(tf.where(explore, random, greedy) + self._minimum, self._dtype)
+  @property
+  def uses_numpy(self) -> bool:
+    return self._mlp is not None
+
+  def refresh(self) -> None:
+    if self._mlp is not None:
+      self._mlp.refresh()
+
+  def q_values(self, observation: np.ndarray) -> np.ndarray:
+    if self._mlp is not None:
+      return self._mlp(observation)
+    return self._q_values(observation).numpy()
+
+  def act(self, observation: np.ndarray, epsilon: float) -> np.ndarray:
+    greedy = self.q_values(observation).argmax(axis=-1)
+    if epsilon > 0:
+      explore = self._rng.random(len(greedy)) < epsilon
+      greedy = np.where(explore, self._rng.integers(0, self._num_actions, len(greedy)), greedy)
+    return (greedy + self._minimum).astype(self._dtype)
+
+
+def _q_network_layers(network: q_network.QNetwork):
+  """The QNetwork's layers in call order, or [] when it preprocesses its inputs."""
+  # pylint: disable=protected-access
+  encoder = network._encoder
+  if encoder._flat_preprocessing_layers is not None or encoder._preprocessing_combiner is not None:
+    return []
+  return [*encoder._postprocessing_layers, network._q_value_layer]

@@ -1,0 +1,85 @@
+"""PPO actor role: one rollout per policy version, tagged with the version, then wait.
+
+The actor pulls the newest weights and their version (the learner's train
+step), collects `agent.rollout_steps` vector steps plus a bootstrap step with
+the collect policy, writes them as one item into both PPO queues, and waits
+until the learner publishes a newer version. So it never fills the queue
+with data the learner would have to drop, and with several actors none of
+them can starve the learner: each owes exactly one rollout per version.
+"""
+
+import logging
+
+import numpy as np
+import reverb
+import tensorflow as tf
+from tf_agents.experimental.distributed import reverb_variable_container as rvc
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from reverie.agents.ppo import agent as ppo_agent
+from reverie.agents.ppo import rollouts
+from reverie.envs.registry import make_batched_env
+from reverie.launch import contract
+from reverie.launch.actor import EpisodeStats, check_batch, close_writer, flush_writer
+from reverie.launch.config_schema import Config
+from reverie.launch.run_state import RunState
+
+log = logging.getLogger("reverie.actor")
+_VERSION_POLL_SECONDS = 0.005
+
+
+def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: contract.RunDir,
+                  state: RunState) -> None:
+  """Collects rollouts until the run stops or reaches `run.max_env_steps`."""
+  lanes = config.actor.envs_per_actor
+  env = make_batched_env(config.env.id, lanes, config.env.max_episode_steps)
+  observation_spec = tensor_spec.from_spec(env.observation_spec)
+  agent = ppo_agent.make_agent(config.agent, ts.time_step_spec(observation_spec), env.action_spec,
+                               tf.Variable(0, dtype=tf.int64), seed=config.seed)
+  policy = ppo_agent.BatchedPolicy(agent, observation_spec, env.action_spec, collect=True,
+                                   seed=config.seed * 1000 + index)
+  version = tf.Variable(-1, dtype=tf.int64)
+  variables = {contract.POLICY_KEY: policy.variables, contract.TRAIN_STEP_KEY: version}
+  container = rvc.ReverbVariableContainer(server_address, table_names=[contract.VARIABLES_TABLE])
+  writer = reverb.Client(server_address).trajectory_writer(num_keep_alive_refs=1)
+  stats = EpisodeStats(lanes, run_dir, index)
+
+  observation = env.reset(seed=config.seed * 1000 + index * lanes)
+  check_batch(observation, env.observation_spec, lanes, f"actor {index} observation")
+  rollout = rollouts.RolloutBuilder(config.agent.rollout_steps, observation)
+  used = -1
+  log.info("actor %d: %d environments of %s, %d steps per rollout", index, lanes, config.env.id,
+           config.agent.rollout_steps)
+  try:
+    while not state.stop.is_set() and not state.collection_done.is_set():
+      if not _wait_for_version(container, variables, version, used, state):
+        break
+      used = int(version.numpy())
+      while not rollout.needs_bootstrap_step:
+        to_env, sampled, info = policy.collect(rollout.observation, rollout.step_type)
+        step = env.step(to_env)
+        rollout.add(sampled, info, step)
+        stats.add(step, state)
+      _, sampled, info = policy.collect(rollout.observation, rollout.step_type)
+      rollout.add(sampled, info, None)  # the bootstrap step: its value closes the last advantage
+      writer.append({"trajectory": rollout.take(), "version": np.int64(used)})
+      item = tf.nest.map_structure(lambda column: column[-1], writer.history)
+      for table in (contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE):
+        writer.create_item(table, 1.0, item)
+      flush_writer(writer, state, pending_items=0)
+  finally:
+    close_writer(writer)
+    env.close()
+    stats.close()
+
+
+def _wait_for_version(container, variables, version: tf.Variable, used: int,
+                      state: RunState) -> bool:
+  """Pulls weights until their version is newer than `used`; False if the run stops first."""
+  while not state.stop.is_set():
+    container.update(variables)
+    if int(version.numpy()) > used:
+      return True
+    state.stop.wait(_VERSION_POLL_SECONDS)
+  return False

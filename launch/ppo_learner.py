@@ -1,0 +1,131 @@
+"""PPO learner role: trains on the current policy version only, then pushes the next one.
+
+Every iteration TF-Agents' PPOLearner reads one rollout per actor from the
+training queue (and the same rollouts from the normalization queue to update
+the observation normalizer), runs `agent.num_epochs` passes of minibatches,
+and returns. Rollouts of an older version than allowed are dropped on the way
+in and counted (`replay/dropped_stale`). The learner then raises the oldest
+version it accepts and pushes the new weights, tagged with its train step:
+actors wait for that version before they collect again.
+"""
+
+import logging
+import tempfile
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+from tf_agents.agents.ppo import ppo_utils
+from tf_agents.train import ppo_learner
+from tf_agents.train.utils import train_utils
+from tf_agents.trajectories import time_step as ts
+
+from reverie.agents.ppo import agent as ppo_agent
+from reverie.agents.ppo import rollouts
+from reverie.launch import contract
+from reverie.launch.config_schema import Config
+from reverie.launch.errors import ReverieError
+from reverie.launch.learner import LearnerBase
+
+log = logging.getLogger("reverie.learner")
+
+_METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+
+
+def frames_per_iteration(config: Config) -> int:
+  """Env steps in one policy version: every actor's rollout on all its lanes."""
+  return config.actor.count * config.actor.envs_per_actor * config.agent.rollout_steps
+
+
+class PpoLearner(LearnerBase):
+  """PPOClipAgent trained by TF-Agents' PPOLearner on versioned rollouts from Reverb."""
+
+  def __init__(self, config: Config, run_dir: contract.RunDir, server_address: str,
+               strategy: tf.distribute.Strategy, time_step_spec, action_spec):
+    self.config, self.run_dir, self.strategy = config, run_dir, strategy
+    replicas = strategy.num_replicas_in_sync
+    batch = config.learner.batch_size
+    if batch % replicas:
+      raise ReverieError(f"learner.batch_size: {batch} does not split among {replicas} replicas; "
+                         f"give a multiple of {replicas}")
+    per_replica = batch // replicas
+    frames = frames_per_iteration(config)
+    log.info("batch size %d: %d per replica on %d replicas; %d env steps per policy version",
+             batch, per_replica, replicas, frames)
+    self.observation_spec = time_step_spec.observation
+    agent_config = config.agent
+    with strategy.scope():
+      self.train_step = train_utils.create_train_step()
+      self.agent = ppo_agent.make_agent(agent_config, time_step_spec, action_spec,
+                                        self.train_step, seed=config.seed)
+      self.min_version = tf.Variable(0, dtype=tf.int64, trainable=False)
+      self.dropped = tf.Variable(0, dtype=tf.int64, trainable=False)
+      self._sums = tf.Variable(tf.zeros(len(_METRICS)), trainable=False,
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      self._count = tf.Variable(0.0, trainable=False,
+                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      # TF-Agents' Learner makes root_dir/train/checkpoints even with its checkpointing
+      # off; Reverie checkpoints into RUN_DIR/checkpoints itself, so root_dir is scratch.
+      self._scratch = tempfile.TemporaryDirectory(prefix="reverie-learner-")
+      # Minibatches come shuffled out of the dataset (agents/ppo/rollouts.py), so
+      # PPOLearner runs without its own minibatching: num_samples minibatches
+      # per version, num_epochs passes over them.
+      self.learner = ppo_learner.PPOLearner(
+          self._scratch.name, self.train_step, self.agent,
+          experience_dataset_fn=lambda: rollouts.make_dataset(
+              server_address, contract.PPO_TRAIN_TABLE, self.agent, self.min_version,
+              per_replica, self.dropped),
+          normalization_dataset_fn=lambda: rollouts.make_dataset(
+              server_address, contract.PPO_NORMALIZATION_TABLE, self.agent, self.min_version,
+              per_replica),
+          num_samples=frames // per_replica, num_epochs=agent_config.num_epochs,
+          minibatch_size=None, after_train_strategy_step_fn=self._accumulate_metrics,
+          checkpoint_interval=-1, summary_interval=0, strategy=strategy)
+    self._versions: List[int] = [0]  # train steps of the pushed versions, newest last
+    self.pushed_variables = ppo_agent.policy_variables(self.agent)
+    self._start_outputs(server_address)
+
+  def train_iteration(self) -> Optional[Dict[str, float]]:
+    """One policy version: epochs over every actor's rollout; then the next version is accepted."""
+    self._sums.assign(tf.zeros(len(_METRICS)))
+    self._count.assign(0.0)
+    try:
+      loss = float(self.learner.run().loss)
+    except tf.errors.InvalidArgumentError as e:
+      if rollouts.STOP_MESSAGE in str(e):  # the launcher ended the wait: the run stopped
+        return None
+      self._check_nan(e)
+      raise
+    step = int(self.train_step.numpy())
+    self._versions = (self._versions + [step])[-(self.config.agent.max_policy_lag_versions + 1):]
+    self.min_version.assign(self._versions[0])  # before the push: no newer data exists yet
+    means = (self._sums / tf.maximum(self._count, 1.0)).numpy()
+    scalars = {"learner/loss": loss, "replay/dropped_stale": float(self.dropped.numpy())}
+    scalars.update({f"learner/{name}": float(v) for name, v in zip(_METRICS, means)})
+    return scalars
+
+  def _accumulate_metrics(self, sample, loss_info) -> None:
+    """Per minibatch, after its update: the losses, and KL and entropy of the new policy.
+
+    approx_kl is the k3 estimator E[(r - 1) - log r], r = pi_new / pi_old, on
+    the minibatch's non-boundary steps (PPOClipAgent does not compute it).
+    """
+    experience, _ = sample  # (minibatch of [B, 1] steps, sample info)
+    flat = tf.nest.map_structure(lambda x: tf.reshape(x, [-1, *x.shape[2:]]), experience)
+    time_step = ts.TimeStep(flat.step_type, flat.reward, flat.discount, flat.observation)
+    new = self.agent.collect_policy.distribution(time_step).action
+    old = ppo_utils.distribution_from_spec(
+        self.agent._action_distribution_spec,  # pylint: disable=protected-access
+        flat.policy_info["dist_params"], legacy_distribution_network=False)
+    log_ratio = new.log_prob(flat.action) - old.log_prob(flat.action)
+    valid = tf.cast(~flat.is_boundary(), tf.float32)
+    count = tf.maximum(tf.reduce_sum(valid), 1.0)
+    mean = lambda x: tf.reduce_sum(x * valid) / count
+    extra = loss_info.extra
+    values = tf.stack([
+        tf.cast(extra.policy_gradient_loss, tf.float32),
+        tf.cast(extra.value_estimation_loss, tf.float32),
+        mean(new.entropy()),
+        mean(tf.exp(log_ratio) - 1.0 - log_ratio),
+        tf.cast(extra.clip_fraction, tf.float32)])
+    self._sums.assign_add(values)
+    self._count.assign_add(1.0)
