@@ -11,10 +11,12 @@ actors wait for that version before they collect again.
 
 import logging
 import tempfile
+import unittest.mock
 from typing import Dict, List, Optional
 
 import tensorflow as tf
 from tf_agents.agents.ppo import ppo_utils
+from tf_agents.train import learner as tfa_learner
 from tf_agents.train import ppo_learner
 from tf_agents.train.utils import train_utils
 from tf_agents.trajectories import time_step as ts
@@ -29,6 +31,17 @@ from reverie.launch.learner import LearnerBase
 log = logging.getLogger("reverie.learner")
 
 _METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+
+
+class _LearnerWithoutInitTrace(tfa_learner.Learner):
+  """TF-Agents' Learner that does not trace a train step to create optimizer slots.
+
+  PPOLearner builds its Learner without a way to pass this flag; PpoLearner
+  builds Adam's slots itself before.
+  """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, run_optimizer_variable_init=False, **kwargs)
 
 
 def frames_per_iteration(config: Config) -> int:
@@ -66,20 +79,26 @@ class PpoLearner(LearnerBase):
       # TF-Agents' Learner makes root_dir/train/checkpoints even with its checkpointing
       # off; Reverie checkpoints into RUN_DIR/checkpoints itself, so root_dir is scratch.
       self._scratch = tempfile.TemporaryDirectory(prefix="reverie-learner-")
+      # Adam's slots made directly: PPOLearner's Learner would trace a train step
+      # on dummy data for them (seconds before the first rollout is read).
+      self.agent._optimizer.build(  # pylint: disable=protected-access
+          self.agent._actor_net.trainable_weights  # pylint: disable=protected-access
+          + self.agent._value_net.trainable_weights)  # pylint: disable=protected-access
       # Minibatches come shuffled out of the dataset (agents/ppo/rollouts.py), so
       # PPOLearner runs without its own minibatching: num_samples minibatches
       # per version, num_epochs passes over them.
-      self.learner = ppo_learner.PPOLearner(
-          self._scratch.name, self.train_step, self.agent,
-          experience_dataset_fn=lambda: rollouts.make_dataset(
-              server_address, contract.PPO_TRAIN_TABLE, self.agent, self.min_version,
-              per_replica, self.dropped),
-          normalization_dataset_fn=lambda: rollouts.make_dataset(
-              server_address, contract.PPO_NORMALIZATION_TABLE, self.agent, self.min_version,
-              per_replica),
-          num_samples=frames // per_replica, num_epochs=agent_config.num_epochs,
-          minibatch_size=None, after_train_strategy_step_fn=self._accumulate_metrics,
-          checkpoint_interval=-1, summary_interval=0, strategy=strategy)
+      with unittest.mock.patch.object(ppo_learner.learner, "Learner", _LearnerWithoutInitTrace):
+        self.learner = ppo_learner.PPOLearner(
+            self._scratch.name, self.train_step, self.agent,
+            experience_dataset_fn=lambda: rollouts.make_dataset(
+                server_address, contract.PPO_TRAIN_TABLE, self.agent, self.min_version,
+                per_replica, self.dropped),
+            normalization_dataset_fn=lambda: rollouts.make_dataset(
+                server_address, contract.PPO_NORMALIZATION_TABLE, self.agent, self.min_version,
+                per_replica, advantages=False),
+            num_samples=frames // per_replica, num_epochs=agent_config.num_epochs,
+            minibatch_size=None, after_train_strategy_step_fn=self._accumulate_metrics,
+            checkpoint_interval=-1, summary_interval=0, strategy=strategy)
     self._versions: List[int] = [0]  # train steps of the pushed versions, newest last
     self.pushed_variables = ppo_agent.policy_variables(self.agent)
     self._start_outputs(server_address)
