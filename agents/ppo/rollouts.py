@@ -102,8 +102,8 @@ def make_dataset(server_address: str, table: str, agent, min_version: tf.Variabl
   given). Advantages and returns come from `agent.preprocess_sequence` (GAE
   over the item's T+1 steps); the bootstrap step is then cut off, so every
   step the learner sees has a real advantage. Each item's N*T steps are then
-  shuffled and cut into minibatches in one op each: PPOLearner's own
-  per-step pipeline (unbatch, shuffle, batch) cost about 1 s per 10k steps here.
+  shuffled and cut into minibatches with one gather, instead of PPOLearner's
+  own pipeline that unbatches, shuffles and rebatches step by step.
 
   `advantages=False` skips GAE, for the normalizers' copy of the rollouts
   (they read observations and rewards only).
