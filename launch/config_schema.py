@@ -8,6 +8,7 @@ with the field's name first.
 import dataclasses
 from typing import Any, Optional
 
+from reverie.agents.config_checks import check as _check
 from reverie.agents.dqn.config import DqnConfig
 from reverie.agents.ppo.config import PpoConfig
 from reverie.envs.config import EnvConfig
@@ -17,11 +18,6 @@ DISCRETE_ACTIONS_ONLY = ("dqn",)
 LAUNCHERS = ("local",)
 STRATEGY_KINDS = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 STRATEGY_KINDS_AVAILABLE = ("default", "one_device")  # the others come with issue 5
-
-
-def _check(ok: bool, field: str, message: str) -> None:
-  if not ok:
-    raise ValueError(f"{field}: {message}")
 
 
 def _check_at_least_one(section, *fields: str) -> None:
@@ -195,6 +191,11 @@ class Config:
   eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
+def ppo_frames_per_version(config: Config) -> int:
+  """Env steps in one PPO policy version: every actor's rollout on all its lanes."""
+  return config.actor.count * config.actor.envs_per_actor * config.agent.rollout_steps
+
+
 def check_available(config: Config) -> None:
   """Fails with one line for settings this version accepts in configs but cannot run yet."""
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
@@ -202,7 +203,7 @@ def check_available(config: Config) -> None:
     raise ReverieError(f"strategy.kind: {config.strategy.kind} is not available in this version "
                        f"of Reverie yet; use {' or '.join(STRATEGY_KINDS_AVAILABLE)}")
   if config.agent.kind == "ppo":
-    frames = config.actor.count * config.actor.envs_per_actor * config.agent.rollout_steps
+    frames = ppo_frames_per_version(config)
     if frames % config.learner.batch_size:
       raise ReverieError(
           f"learner.batch_size: {config.learner.batch_size} does not divide the {frames} env steps "

@@ -110,13 +110,10 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
 def _greedy_policy(config: Config, env: BatchedEnv):
   """(variables to pull, refresh after a pull, observations -> greedy actions) of the agent."""
   if config.agent.kind == "ppo":
-    from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-    from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
     from reverie.agents.ppo import agent as ppo_agent  # pylint: disable=g-import-not-at-top
-    observation_spec = tensor_spec.from_spec(env.observation_spec)
-    agent = ppo_agent.make_agent(config.agent, ts.time_step_spec(observation_spec),
-                                 env.action_spec, tf.Variable(0, dtype=tf.int64))
-    policy = ppo_agent.BatchedPolicy(agent, observation_spec, env.action_spec, collect=False)
+    agent = ppo_agent.make_acting_agent(config.agent, env.observation_spec, env.action_spec)
+    policy = ppo_agent.BatchedPolicy(agent, env.observation_spec, env.action_spec,
+                                     collect=False)
     return policy.variables, policy.refresh, policy.act
   network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
   network.create_variables()

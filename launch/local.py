@@ -11,7 +11,6 @@ import threading
 from typing import Callable
 
 import portpicker
-import tensorflow as tf
 
 from reverie.envs.batched import BatchedEnv
 from reverie.envs.registry import make_batched_env
@@ -97,8 +96,7 @@ def _end_ppo_wait_when_done(address: str, state: RunState) -> None:
   info = client.server_info()
   for table in (contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE):
     writer = client.trajectory_writer(num_keep_alive_refs=1)
-    writer.append(rollouts.stop_marker(info[table].signature))
-    writer.create_item(table, 1.0, tf.nest.map_structure(lambda c: c[-1], writer.history))
+    rollouts.append_item(writer, rollouts.stop_marker(info[table].signature), [table])
     try:
       writer.flush(timeout_ms=1000)
     except reverb.errors.DeadlineExceededError:

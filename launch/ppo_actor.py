@@ -14,8 +14,6 @@ import numpy as np
 import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container as rvc
-from tf_agents.specs import tensor_spec
-from tf_agents.trajectories import time_step as ts
 
 from reverie.agents.ppo import agent as ppo_agent
 from reverie.agents.ppo import rollouts
@@ -34,11 +32,9 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
   """Collects rollouts until the run stops or reaches `run.max_env_steps`."""
   lanes = config.actor.envs_per_actor
   env = make_batched_env(config.env.id, lanes, config.env.max_episode_steps)
-  observation_spec = tensor_spec.from_spec(env.observation_spec)
-  agent = ppo_agent.make_agent(config.agent, ts.time_step_spec(observation_spec), env.action_spec,
-                               tf.Variable(0, dtype=tf.int64), seed=config.seed)
-  policy = ppo_agent.BatchedPolicy(agent, observation_spec, env.action_spec, collect=True,
-                                   seed=config.seed * 1000 + index)
+  agent = ppo_agent.make_acting_agent(config.agent, env.observation_spec, env.action_spec,
+                                      seed=config.seed)
+  policy = ppo_agent.BatchedPolicy(agent, env.observation_spec, env.action_spec, collect=True)
   version = tf.Variable(-1, dtype=tf.int64)
   variables = {contract.POLICY_KEY: policy.variables, contract.TRAIN_STEP_KEY: version}
   container = rvc.ReverbVariableContainer(server_address, table_names=[contract.VARIABLES_TABLE])
@@ -63,10 +59,8 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
         stats.add(step, state)
       _, sampled, info = policy.collect(rollout.observation, rollout.step_type)
       rollout.add(sampled, info, None)  # the bootstrap step: its value closes the last advantage
-      writer.append({"trajectory": rollout.take(), "version": np.int64(used)})
-      item = tf.nest.map_structure(lambda column: column[-1], writer.history)
-      for table in (contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE):
-        writer.create_item(table, 1.0, item)
+      rollouts.append_item(writer, {"trajectory": rollout.take(), "version": np.int64(used)},
+                           [contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE])
       flush_writer(writer, state, pending_items=0)
   finally:
     close_writer(writer)

@@ -24,7 +24,7 @@ from tf_agents.trajectories import time_step as ts
 from reverie.agents.ppo import agent as ppo_agent
 from reverie.agents.ppo import rollouts
 from reverie.launch import contract
-from reverie.launch.config_schema import Config
+from reverie.launch.config_schema import Config, ppo_frames_per_version
 from reverie.launch.errors import ReverieError
 from reverie.launch.learner import LearnerBase
 
@@ -44,11 +44,6 @@ class _LearnerWithoutInitTrace(tfa_learner.Learner):
     super().__init__(*args, run_optimizer_variable_init=False, **kwargs)
 
 
-def frames_per_iteration(config: Config) -> int:
-  """Env steps in one policy version: every actor's rollout on all its lanes."""
-  return config.actor.count * config.actor.envs_per_actor * config.agent.rollout_steps
-
-
 class PpoLearner(LearnerBase):
   """PPOClipAgent trained by TF-Agents' PPOLearner on versioned rollouts from Reverb."""
 
@@ -61,7 +56,7 @@ class PpoLearner(LearnerBase):
       raise ReverieError(f"learner.batch_size: {batch} does not split among {replicas} replicas; "
                          f"give a multiple of {replicas}")
     per_replica = batch // replicas
-    frames = frames_per_iteration(config)
+    frames = ppo_frames_per_version(config)
     log.info("batch size %d: %d per replica on %d replicas; %d env steps per policy version",
              batch, per_replica, replicas, frames)
     self.observation_spec = time_step_spec.observation

@@ -48,13 +48,9 @@ def _ppo_tables(config: Config, observation_spec, action_spec):
   Each actor writes one rollout per policy version and waits for the next, so
   a queue holds at most the current rollouts and stale ones still to drop.
   """
-  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
   from reverie.agents.ppo import agent as ppo_agent  # pylint: disable=g-import-not-at-top
   from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
-  agent = ppo_agent.make_agent(
-      config.agent, ts.time_step_spec(tensor_spec.from_spec(observation_spec)), action_spec,
-      tf.Variable(0, dtype=tf.int64))
+  agent = ppo_agent.make_acting_agent(config.agent, observation_spec, action_spec)
   signature = rollouts.item_signature(agent, config.actor.envs_per_actor,
                                       config.agent.rollout_steps)
   size = config.actor.count * (config.agent.max_policy_lag_versions + 2)

@@ -1,6 +1,5 @@
 """The wheel carries every module and config: build it, install it in a fresh venv, import all."""
 
-import pathlib
 import subprocess
 import sys
 import sysconfig

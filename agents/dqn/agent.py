@@ -64,7 +64,6 @@ class EpsilonGreedy:
 
   def __init__(self, network: q_network.QNetwork, observation_spec, action_spec, seed: int,
                allow_numpy: bool = True):
-    self.network = network
     self._num_actions = int(action_spec.maximum - action_spec.minimum + 1)
     self._minimum = int(action_spec.minimum)
     self._dtype = np.dtype(tf.as_dtype(action_spec.dtype).as_numpy_dtype)

@@ -3,6 +3,8 @@
 import dataclasses
 from typing import List, Optional
 
+from reverie.agents.config_checks import check as _check
+
 
 @dataclasses.dataclass
 class DqnConfig:
@@ -54,8 +56,3 @@ class DqnConfig:
       _check(0 <= value <= 1, name, f"must be in [0, 1], got {value}")
     _check(self.epsilon_decay_steps >= 1, "epsilon_decay_steps",
            f"must be >= 1, got {self.epsilon_decay_steps}")
-
-
-def _check(ok: bool, field: str, message: str) -> None:
-  if not ok:
-    raise ValueError(f"{field}: {message}")

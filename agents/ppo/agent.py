@@ -80,6 +80,16 @@ def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Va
   return agent
 
 
+def make_acting_agent(config: PpoConfig, observation_spec, action_spec, seed: int = 0):
+  """The agent an actor, an evaluator or the replay server builds from environment specs.
+
+  Only its policies and specs are used; its train step is a throwaway.
+  """
+  observation_spec = tensor_spec.from_spec(observation_spec)
+  return make_agent(config, ts.time_step_spec(observation_spec), action_spec,
+                    tf.Variable(0, dtype=tf.int64), seed=seed)
+
+
 def policy_variables(agent) -> List[tf.Variable]:
   """What actors and evaluators pull: actor and value networks and the observation normalizer."""
   return list(agent.collect_policy.variables())
@@ -93,7 +103,7 @@ class BatchedPolicy:
   Actions sent to the env are clipped to the bounds of a Box action space.
   """
 
-  def __init__(self, agent, observation_spec, action_spec, collect: bool, seed: int = 0):
+  def __init__(self, agent, observation_spec, action_spec, collect: bool):
     self._policy = agent.collect_policy if collect else agent.policy
     self._collect = collect
     self._low = None if is_discrete(action_spec) else np.asarray(action_spec.minimum, np.float32)
@@ -103,8 +113,6 @@ class BatchedPolicy:
     step_types = tf.TensorSpec([None], tf.int32)
     # Sampling is not seeded: tf.random.set_seed clears TF's kernel cache, which
     # destroys the Reverb clients of every other role in this process.
-    del seed
-
     @tf.function(input_signature=[obs, step_types])
     def act(observation, step_type):
       batch = tf.shape(observation)[0]

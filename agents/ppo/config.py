@@ -3,6 +3,8 @@
 import dataclasses
 from typing import List, Optional
 
+from reverie.agents.config_checks import check as _check
+
 
 @dataclasses.dataclass
 class PpoConfig:
@@ -61,8 +63,3 @@ class PpoConfig:
            "gradient_clipping", f"must be > 0 or null, got {self.gradient_clipping}")
     _check(self.max_policy_lag_versions >= 0, "max_policy_lag_versions",
            f"must be >= 0, got {self.max_policy_lag_versions}")
-
-
-def _check(ok: bool, field: str, message: str) -> None:
-  if not ok:
-    raise ValueError(f"{field}: {message}")

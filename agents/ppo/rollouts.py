@@ -43,10 +43,6 @@ class RolloutBuilder:
     self.step_type = np.full(len(observation), ts.StepType.FIRST, np.int32)
 
   @property
-  def full(self) -> bool:
-    return len(self._steps) == self._length
-
-  @property
   def needs_bootstrap_step(self) -> bool:
     return len(self._steps) == self._length - 1
 
@@ -80,6 +76,14 @@ class RolloutBuilder:
 
 STOP_VERSION = -1
 STOP_MESSAGE = "the run stopped: end of rollouts"
+
+
+def append_item(writer, item: Dict, tables) -> None:
+  """Appends one whole item (a rollout or a stop marker) and makes it an item of each table."""
+  writer.append(item)
+  columns = tf.nest.map_structure(lambda column: column[-1], writer.history)
+  for table in tables:
+    writer.create_item(table, 1.0, columns)
 
 
 def stop_marker(signature) -> Dict:

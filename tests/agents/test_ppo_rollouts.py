@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import reverb
 import tensorflow as tf
-from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 from reverie.agents.ppo import agent as ppo_agent
@@ -22,10 +21,8 @@ def _setup(**sets):
                "learner.batch_size": 16, "actor.count": 2, **sets}
   config = load_config("ppo_cartpole", [f"{k}={v}" for k, v in overrides.items()]).config
   env = make_batched_env("CartPole-v1", LANES, None)
-  observation_spec = tensor_spec.from_spec(env.observation_spec)
-  agent = ppo_agent.make_agent(config.agent, ts.time_step_spec(observation_spec), env.action_spec,
-                               tf.Variable(0, dtype=tf.int64))
-  policy = ppo_agent.BatchedPolicy(agent, observation_spec, env.action_spec, collect=True)
+  agent = ppo_agent.make_acting_agent(config.agent, env.observation_spec, env.action_spec)
+  policy = ppo_agent.BatchedPolicy(agent, env.observation_spec, env.action_spec, collect=True)
   return config, env, agent, policy
 
 
@@ -65,9 +62,8 @@ def test_learner_dataset_yields_only_the_current_version_and_counts_the_rest():
     for version in (0, 0, 7):  # two stale rollouts, then one of the current version
       traj = _rollout(env, policy, builder)
       written.append((version, traj))
-      writer.append({"trajectory": traj, "version": np.int64(version)})
-      writer.create_item(contract.PPO_TRAIN_TABLE, 1.0,
-                         tf.nest.map_structure(lambda c: c[-1], writer.history))
+      rollouts.append_item(writer, {"trajectory": traj, "version": np.int64(version)},
+                           [contract.PPO_TRAIN_TABLE])
       writer.flush()
     min_version = tf.Variable(7, dtype=tf.int64)
     dropped = tf.Variable(0, dtype=tf.int64)
@@ -86,9 +82,7 @@ def test_learner_dataset_yields_only_the_current_version_and_counts_the_rest():
 
     # The launcher's stop marker ends a wait for data with STOP_MESSAGE.
     signature = server.localhost_client().server_info()[contract.PPO_TRAIN_TABLE].signature
-    writer.append(rollouts.stop_marker(signature))
-    writer.create_item(contract.PPO_TRAIN_TABLE, 1.0,
-                       tf.nest.map_structure(lambda c: c[-1], writer.history))
+    rollouts.append_item(writer, rollouts.stop_marker(signature), [contract.PPO_TRAIN_TABLE])
     writer.flush()
     with pytest.raises(tf.errors.InvalidArgumentError, match=rollouts.STOP_MESSAGE):
       next(iter(dataset))
