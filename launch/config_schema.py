@@ -107,6 +107,7 @@ class LearnerConfig:
     checkpoint_interval_steps: Train steps between checkpoints in RUN_DIR/checkpoints.
     keep_checkpoints: How many checkpoints to keep.
     export_interval_steps: Train steps between greedy policy exports to policies/steps/.
+    intra_op_threads: TensorFlow threads inside one op (0 = one per core); 1 suits small networks.
   """
 
   batch_size: int = 64
@@ -114,9 +115,15 @@ class LearnerConfig:
   checkpoint_interval_steps: int = 5_000
   keep_checkpoints: int = 3
   export_interval_steps: int = 20_000
+  # 10,000 DQN CartPole train steps ([128, 128], batch 256, 2 cores) took 23-24 s with
+  # one thread and 29.5 s with one per core: splitting small matmuls costs more than it saves.
+  intra_op_threads: int = 1
 
   def __post_init__(self):
-    _check_at_least_one(self)
+    _check_at_least_one(self, "batch_size", "steps_per_call", "checkpoint_interval_steps",
+                        "keep_checkpoints", "export_interval_steps")
+    _check(self.intra_op_threads >= 0, "intra_op_threads",
+           f"must be >= 0 (0 = one per core), got {self.intra_op_threads}")
 
 
 @dataclasses.dataclass

@@ -7,8 +7,11 @@ role, and each role's log goes to RUN_DIR/logs/<role>_<i>.log.
 
 import logging
 import os
+import sys
 import threading
-from typing import Callable
+import time
+import traceback
+from typing import Callable, List
 
 import portpicker
 
@@ -33,6 +36,7 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
               state: RunState) -> None:
   """Runs every role until the run stops; raises what a role raised."""
   threading.current_thread().name = "learner_0"
+  _configure_tensorflow(config)
   port = config.replay.port or portpicker.pick_unused_port()
   env: BatchedEnv = make_batched_env(config.env.id, 1, config.env.max_episode_steps)
   from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
@@ -82,8 +86,19 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
   finally:
     state.request_stop("shutting down")
     server.stop()
-    for thread in threads:
-      thread.join(timeout=30)
+    _join(threads, timeout_seconds=30)
+
+
+def _configure_tensorflow(config: Config) -> None:
+  """Process-wide TensorFlow settings; before anything starts TF's runtime."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(config.learner.intra_op_threads)
+    log.info("TensorFlow intra-op threads: %d (0 = one per core)",
+             tf.config.threading.get_intra_op_parallelism_threads())
+  except RuntimeError:  # the runtime is up already (run_local called twice in one process)
+    log.warning("learner.intra_op_threads=%d not applied: TensorFlow is already initialized",
+                config.learner.intra_op_threads)
 
 
 def _end_ppo_wait_when_done(address: str, state: RunState) -> None:
@@ -121,6 +136,18 @@ def _start(name: str, state: RunState, target: Callable, *args) -> threading.Thr
   thread = threading.Thread(target=body, name=name, daemon=True)
   thread.start()
   return thread
+
+
+def _join(threads: List[threading.Thread], timeout_seconds: float) -> None:
+  """Joins the role threads within one deadline; logs where any of them is stuck."""
+  deadline = time.monotonic() + timeout_seconds
+  for thread in threads:
+    thread.join(timeout=max(0.0, deadline - time.monotonic()))
+  for thread in threads:
+    frame = sys._current_frames().get(thread.ident)  # pylint: disable=protected-access
+    if thread.is_alive() and frame is not None:
+      log.warning("%s did not stop within %.0f s; left to the process exit. It is at:\n%s",
+                  thread.name, timeout_seconds, "".join(traceback.format_stack(frame)))
 
 
 def _write_pid(run_dir: contract.RunDir, role: str, index: int) -> None:

@@ -29,6 +29,7 @@ from reverie.launch.errors import ReverieError
 from reverie.launch.learner import LearnerBase
 
 log = logging.getLogger("reverie.learner")
+no_autograph = tf.autograph.experimental.do_not_convert
 
 _METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 
@@ -65,6 +66,11 @@ class PpoLearner(LearnerBase):
       self.train_step = train_utils.create_train_step()
       self.agent = ppo_agent.make_agent(agent_config, time_step_spec, action_spec,
                                         self.train_step, seed=config.seed)
+      # PPOLearner traces its train loop and normalizer update with autograph, which
+      # would also convert everything they call; TF-Agents' Learner keeps it out of
+      # agent.train the same way. Only start-up time is at stake: these are plain TF.
+      for method in ("update_observation_normalizer", "update_reward_normalizer"):
+        setattr(self.agent, method, no_autograph(getattr(self.agent, method)))
       self.min_version = tf.Variable(0, dtype=tf.int64, trainable=False)
       self.dropped = tf.Variable(0, dtype=tf.int64, trainable=False)
       self._sums = tf.Variable(tf.zeros(len(_METRICS)), trainable=False,
@@ -85,14 +91,15 @@ class PpoLearner(LearnerBase):
       with unittest.mock.patch.object(ppo_learner.learner, "Learner", _LearnerWithoutInitTrace):
         self.learner = ppo_learner.PPOLearner(
             self._scratch.name, self.train_step, self.agent,
-            experience_dataset_fn=lambda: rollouts.make_dataset(
+            experience_dataset_fn=no_autograph(lambda: rollouts.make_dataset(
                 server_address, contract.PPO_TRAIN_TABLE, self.agent, self.min_version,
-                per_replica, self.dropped),
-            normalization_dataset_fn=lambda: rollouts.make_dataset(
+                per_replica, self.dropped)),
+            normalization_dataset_fn=no_autograph(lambda: rollouts.make_dataset(
                 server_address, contract.PPO_NORMALIZATION_TABLE, self.agent, self.min_version,
-                per_replica, advantages=False),
+                per_replica, advantages=False)),
             num_samples=frames // per_replica, num_epochs=agent_config.num_epochs,
-            minibatch_size=None, after_train_strategy_step_fn=self._accumulate_metrics,
+            minibatch_size=None,
+            after_train_strategy_step_fn=no_autograph(self._accumulate_metrics),
             checkpoint_interval=-1, summary_interval=0, strategy=strategy)
     self._versions: List[int] = [0]  # train steps of the pushed versions, newest last
     self.pushed_variables = ppo_agent.policy_variables(self.agent)

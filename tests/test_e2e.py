@@ -34,6 +34,7 @@ def test_train_writes_the_run_directory(trained_run):
   assert (run_dir / "policies" / "steps" / str(status["train_step"]) / "saved_model.pb").exists()
   assert not (run_dir / "train").exists(), "TF-Agents' default layout must not leak in"
   assert "replay server on port" in result.stdout
+  assert "TensorFlow intra-op threads: 1 " in (run_dir / "logs/learner_0.log").read_text()
 
 
 def test_tensorboard_has_every_role(trained_run):

@@ -97,8 +97,5 @@ class EpsilonGreedy:
 
 def _q_network_layers(network: q_network.QNetwork):
   """The QNetwork's layers in call order, or [] when it preprocesses its inputs."""
-  # pylint: disable=protected-access
-  encoder = network._encoder
-  if encoder._flat_preprocessing_layers is not None or encoder._preprocessing_combiner is not None:
-    return []
-  return [*encoder._postprocessing_layers, network._q_value_layer]
+  encoder = numpy_mlp.encoding_network_layers(network._encoder)  # pylint: disable=protected-access
+  return [*encoder, network._q_value_layer] if encoder else []  # pylint: disable=protected-access

@@ -12,6 +12,7 @@ from tf_agents.networks import value_network
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
+from reverie.agents import numpy_mlp
 from reverie.agents.ppo.config import PpoConfig
 
 
@@ -96,19 +97,26 @@ def policy_variables(agent) -> List[tf.Variable]:
 
 
 class BatchedPolicy:
-  """One TF call per vector step of a TF-Agents policy: observations and step types in, numpy out.
+  """One call per vector step of a TF-Agents PPO policy: observations and step types in, numpy out.
 
   `collect=True` returns (actions sent to the env, actions to train on, policy
   info); `collect=False` returns the greedy actions (the distribution's mode).
   Actions sent to the env are clipped to the bounds of a Box action space.
+  A Categorical policy of plain MLPs without observation normalization runs in
+  numpy (see agents/numpy_mlp.py and `NumpyCategorical`); any other policy in
+  one TF function. Call `refresh()` after the policy's variables change.
   """
 
-  def __init__(self, agent, observation_spec, action_spec, collect: bool):
+  def __init__(self, agent, observation_spec, action_spec, collect: bool, seed: int = 0,
+               allow_numpy: bool = True):
     self._policy = agent.collect_policy if collect else agent.policy
     self._collect = collect
     self._low = None if is_discrete(action_spec) else np.asarray(action_spec.minimum, np.float32)
     self._high = None if is_discrete(action_spec) else np.asarray(action_spec.maximum, np.float32)
     self.variables = policy_variables(agent)
+    self._numpy = NumpyCategorical.of_agent(agent, action_spec, seed) if allow_numpy else None
+    if self._numpy is not None:
+      return
     obs = tf.TensorSpec([None, *observation_spec.shape], observation_spec.dtype)
     step_types = tf.TensorSpec([None], tf.int32)
     # Sampling is not seeded: tf.random.set_seed clears TF's kernel cache, which
@@ -122,14 +130,22 @@ class BatchedPolicy:
       return step.action, step.info
     self._act = act
 
+  @property
+  def uses_numpy(self) -> bool:
+    return self._numpy is not None
+
   def refresh(self) -> None:
-    """Nothing to copy: the TF variables the container updates are the policy's own."""
+    """Copies new weights into the numpy path; the TF path reads its variables directly."""
+    if self._numpy is not None:
+      self._numpy.refresh()
 
   def _clip(self, action: np.ndarray) -> np.ndarray:
     return action if self._low is None else np.clip(action, self._low, self._high)
 
   def act(self, observation: np.ndarray, step_type=None) -> np.ndarray:
     """Greedy (or sampled) actions for the environment."""
+    if self._numpy is not None:
+      return self._numpy.sample(observation)[0] if self._collect else self._numpy.mode(observation)
     if step_type is None:
       step_type = np.full(len(observation), ts.StepType.MID, np.int32)
     action, _ = self._act(observation, step_type)
@@ -137,6 +153,55 @@ class BatchedPolicy:
 
   def collect(self, observation: np.ndarray,
               step_type: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]:
+    if self._numpy is not None:
+      action, info = self._numpy.sample(observation)
+      return action, action, info
     action, info = self._act(observation, step_type)
     action = action.numpy()
     return self._clip(action), action, tf.nest.map_structure(lambda t: t.numpy(), info)
+
+
+class NumpyCategorical:
+  """A PPO Categorical policy and its value head in numpy: what the TF collect policy returns.
+
+  Sampling is the Gumbel-max trick (argmax of logits plus Gumbel noise draws
+  from softmax(logits)); the mode is the argmax of the logits, as
+  tfp.distributions.Categorical's. Policy info matches TF-Agents' PPOPolicy
+  with values computed outside train: {'dist_params': {'logits'},
+  'value_prediction'}.
+  """
+
+  def __init__(self, actor: numpy_mlp.NumpyMlp, value: numpy_mlp.NumpyMlp, dtype, seed: int):
+    self._actor, self._value = actor, value
+    self._dtype = np.dtype(tf.as_dtype(dtype).as_numpy_dtype)
+    self._rng = np.random.default_rng(seed)
+
+  @classmethod
+  def of_agent(cls, agent, action_spec, seed: int):
+    """The numpy policy of `agent`, or None where only the TF path is exact."""
+    # pylint: disable=protected-access
+    if not is_discrete(action_spec) or agent._observation_normalizer is not None:
+      return None
+    actor_layers = agent.actor_net.layers
+    if not actor_layers or not isinstance(actor_layers[-1], tf.keras.layers.Lambda):
+      return None  # not make_actor_network's Categorical head
+    actor = numpy_mlp.NumpyMlp.of_layers(actor_layers[:-1])
+    encoder = numpy_mlp.encoding_network_layers(agent._value_net._encoder)
+    value = numpy_mlp.NumpyMlp.of_layers([*encoder, agent._value_net._postprocessing_layers])
+    if actor is None or value is None or not encoder:
+      return None
+    return cls(actor, value, action_spec.dtype, seed)
+
+  def refresh(self) -> None:
+    self._actor.refresh()
+    self._value.refresh()
+
+  def mode(self, observation: np.ndarray) -> np.ndarray:
+    return np.argmax(self._actor(observation), axis=-1).astype(self._dtype)
+
+  def sample(self, observation: np.ndarray) -> Tuple[np.ndarray, Dict]:
+    logits = self._actor(observation)
+    action = np.argmax(logits + self._rng.gumbel(size=logits.shape), axis=-1).astype(self._dtype)
+    info = {"dist_params": {"logits": logits},
+            "value_prediction": self._value(observation)[:, 0]}
+    return action, info

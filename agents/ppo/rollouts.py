@@ -120,6 +120,11 @@ def make_dataset(server_address: str, table: str, agent, min_version: tf.Variabl
       server_address, table, max_in_flight_samples_per_worker=1,
       get_signature_timeout_secs=30).element_spec.data
 
+  # The functions below branch with tf.cond only; tf.data would otherwise run
+  # autograph over them and over all they call (TF-Agents' GAE): start-up time.
+  no_autograph = tf.autograph.experimental.do_not_convert
+
+  @no_autograph
   def one_item(_):
     # One sample per sampler: a sampler keeps a request in flight, and a queue's
     # item taken for a dataset the learner has finished with would be lost.
@@ -132,6 +137,7 @@ def make_dataset(server_address: str, table: str, agent, min_version: tf.Variabl
     with tf.control_dependencies([dropped.assign_add(1)]):
       return tf.constant(False)
 
+  @no_autograph
   def current(sample):
     version = sample.data["version"]
     stopped = tf.debugging.assert_none_equal(version, tf.constant(STOP_VERSION, tf.int64),
@@ -140,6 +146,7 @@ def make_dataset(server_address: str, table: str, agent, min_version: tf.Variabl
       keep = version >= min_version
     return keep if dropped is None else tf.cond(keep, lambda: keep, drop)
 
+  @no_autograph
   def to_minibatches(sample):
     # Reverb rebuilds the namedtuple from the table signature without its methods.
     item = trajectory.Trajectory(**sample.data["trajectory"]._asdict())

@@ -53,6 +53,7 @@ def test_describe_lists_every_leaf_with_type_and_doc():
     ("batch_size", "expected KEY=VALUE"),
     ("agent.kind=sac", "unknown agent 'sac'"),
     ("replay.min_size=200000", r"replay.min_size: must be in 1..max_size"),
+    ("learner.intra_op_threads=-1", r"learner.intra_op_threads: must be >= 0 \(0 = one per core\)"),
 ])
 def test_bad_values_name_the_key(override, message):
   with pytest.raises(ReverieError, match=message):
