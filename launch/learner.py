@@ -118,7 +118,8 @@ class DqnLearner(LearnerBase):
           # its own; every call gets this role's iterator (remade after a timeout).
           checkpoint_interval=-1, summary_interval=0, strategy=strategy,
           run_optimizer_variable_init=False,
-          after_train_strategy_step_fn=self._count_applied_step)
+          after_train_strategy_step_fn=tf.autograph.experimental.do_not_convert(
+              self._count_applied_step))
     self.iterator = self._new_iterator()
     self.pushed_variables = self.network.variables
     self._start_outputs(server_address)
