@@ -64,8 +64,11 @@ class PpoLearner(LearnerBase):
     agent_config = config.agent
     with strategy.scope():
       self.train_step = train_utils.create_train_step()
+      versions = -(-config.run.max_env_steps // frames)
+      updates_per_version = (frames // per_replica) * agent_config.num_epochs // replicas
       self.agent = ppo_agent.make_agent(agent_config, time_step_spec, action_spec,
-                                        self.train_step, seed=config.seed)
+                                        self.train_step, seed=config.seed,
+                                        total_updates=versions * updates_per_version)
       # PPOLearner traces its train loop and normalizer update with autograph, which
       # would also convert everything they call; TF-Agents' Learner keeps it out of
       # agent.train the same way. Only start-up time is at stake: these are plain TF.

@@ -1,12 +1,14 @@
 """Builds the TF-Agents PPO agent and the batched policy calls of actors and evaluators."""
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tf_agents.agents.ppo import ppo_actor_network
 from tf_agents.agents.ppo import ppo_clip_agent
+from tf_agents.keras_layers import bias_layer
+from tf_agents.networks import nest_map
 from tf_agents.networks import sequential
 from tf_agents.networks import value_network
 from tf_agents.specs import tensor_spec
@@ -24,13 +26,11 @@ def make_actor_network(config: PpoConfig, action_spec, seed: int):
   """An MLP to a Categorical (discrete actions) or a diagonal Normal (Box actions).
 
   Box actions: the mean is tanh-squashed into the bounds and the scale is one
-  learned parameter per dimension (TF-Agents' PPOActorNetwork); samples can
-  leave the bounds, so actors clip what they send to the environment and
-  train on what the policy sampled.
+  learned parameter per dimension; samples can leave the bounds, so actors
+  clip what they send to the environment and train on what the policy sampled.
   """
   if not is_discrete(action_spec):
-    return ppo_actor_network.PPOActorNetwork().create_sequential_actor_net(
-        config.actor_fc_layers, action_spec, seed=seed)
+    return _normal_actor_network(config, action_spec, seed)
   if int(action_spec.minimum) != 0:
     raise ValueError(f"ppo takes discrete actions numbered from 0, got {action_spec.minimum}")
   num_actions = int(action_spec.maximum) + 1
@@ -45,22 +45,64 @@ def make_actor_network(config: PpoConfig, action_spec, seed: int):
   return sequential.Sequential([*hidden, logits, to_distribution])
 
 
+def _normal_actor_network(config: PpoConfig, action_spec, seed: int) -> sequential.Sequential:
+  """TF-Agents' PPOActorNetwork layout, with the starting std from config.
+
+  PPOActorNetwork starts every dimension at std 0.35 in action units, whatever
+  the range: narrow exploration for Pendulum's [-2, 2]. Here the std starts at
+  `initial_action_std` times half the range.
+  """
+  dims = action_spec.shape.num_elements()
+  half_range = (np.asarray(action_spec.maximum, np.float64)
+                - np.asarray(action_spec.minimum, np.float64)) / 2.0
+  std = np.broadcast_to(config.initial_action_std * half_range, [dims])
+  inverse_softplus = np.log(np.expm1(std))
+
+  def to_distribution(loc_and_scale):
+    return tfp.distributions.MultivariateNormalDiag(
+        loc=ppo_actor_network.tanh_and_scale_to_spec(loc_and_scale["loc"], action_spec),
+        scale_diag=tf.math.softplus(loc_and_scale["scale"]), validate_args=True)
+
+  hidden = [tf.keras.layers.Dense(units, activation=tf.nn.tanh,
+                                  kernel_initializer=tf.keras.initializers.Orthogonal(seed=seed))
+            for units in config.actor_fc_layers]
+  means = tf.keras.layers.Dense(
+      dims, kernel_initializer=tf.keras.initializers.VarianceScaling(scale=0.1, seed=seed),
+      name="means_projection_layer")
+  return sequential.Sequential([
+      *hidden, means,
+      tf.keras.layers.Lambda(lambda x: {"loc": x, "scale": tf.zeros_like(x)}),
+      nest_map.NestMap({
+          "loc": tf.keras.layers.Lambda(lambda x: x),
+          "scale": bias_layer.BiasLayer(
+              bias_initializer=tf.constant_initializer(inverse_softplus.astype(np.float32))),
+      }),
+      tf.keras.layers.Lambda(to_distribution),
+  ])
+
+
 def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Variable,
-               seed: int = 0) -> ppo_clip_agent.PPOClipAgent:
+               seed: int = 0, total_updates: Optional[int] = None) -> ppo_clip_agent.PPOClipAgent:
   """A PPOClipAgent for PPOLearner: advantages in the data pipeline, normalizers in the learner.
 
   Call inside `strategy.scope()`. The agent's own epochs are 1: PPOLearner
-  runs `config.num_epochs` passes of minibatches.
+  runs `config.num_epochs` passes of minibatches. With
+  `config.anneal_learning_rate`, the learning rate decays linearly to 0 over
+  `total_updates` optimizer steps (the learner's; acting agents never train).
   """
   action_spec = tensor_spec.from_spec(action_spec)
   observation_spec = time_step_spec.observation
   actor = make_actor_network(config, action_spec, seed)
+  learning_rate = config.learning_rate
+  if config.anneal_learning_rate and total_updates:
+    learning_rate = tf.keras.optimizers.schedules.PolynomialDecay(
+        config.learning_rate, decay_steps=total_updates, end_learning_rate=0.0)
   value = value_network.ValueNetwork(
       observation_spec, fc_layer_params=tuple(config.value_fc_layers), activation_fn=tf.nn.tanh,
       kernel_initializer=tf.keras.initializers.Orthogonal(seed=seed + 1))
   agent = ppo_clip_agent.PPOClipAgent(
       time_step_spec, action_spec,
-      optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate, epsilon=1e-5),
+      optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-5),
       actor_net=actor, value_net=value,
       greedy_eval=True,
       importance_ratio_clipping=config.clip_ratio,

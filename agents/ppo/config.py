@@ -15,6 +15,7 @@ class PpoConfig:
     actor_fc_layers: Hidden layer sizes of the policy MLP (tanh).
     value_fc_layers: Hidden layer sizes of the value MLP (tanh).
     learning_rate: Adam learning rate.
+    anneal_learning_rate: Decay the learning rate linearly to 0 over the run's run.max_env_steps.
     gamma: Discount factor per environment step.
     gae_lambda: Lambda of generalized advantage estimation.
     clip_ratio: Epsilon of the clipped importance ratio.
@@ -26,12 +27,14 @@ class PpoConfig:
     normalize_rewards: Scale rewards by running statistics of their magnitude.
     gradient_clipping: Clip gradients to this global norm (null = no clipping).
     max_policy_lag_versions: Train on data at most this many policy versions old (0 = on-policy only).
+    initial_action_std: Box actions: the policy's starting standard deviation, as a fraction of half the action range.
   """
 
   kind: str = "ppo"
   actor_fc_layers: List[int] = dataclasses.field(default_factory=lambda: [64, 64])
   value_fc_layers: List[int] = dataclasses.field(default_factory=lambda: [64, 64])
   learning_rate: float = 3e-4
+  anneal_learning_rate: bool = False
   gamma: float = 0.99
   gae_lambda: float = 0.95
   clip_ratio: float = 0.2
@@ -43,6 +46,7 @@ class PpoConfig:
   normalize_rewards: bool = False
   gradient_clipping: Optional[float] = 0.5
   max_policy_lag_versions: int = 0
+  initial_action_std: float = 0.5
 
   def __post_init__(self):
     _check(self.kind == "ppo", "kind", f"must be ppo in this schema, got {self.kind}")
@@ -61,5 +65,7 @@ class PpoConfig:
     _check(self.rollout_steps >= 2, "rollout_steps", f"must be >= 2, got {self.rollout_steps}")
     _check(self.gradient_clipping is None or self.gradient_clipping > 0,
            "gradient_clipping", f"must be > 0 or null, got {self.gradient_clipping}")
+    _check(self.initial_action_std > 0, "initial_action_std",
+           f"must be > 0, got {self.initial_action_std}")
     _check(self.max_policy_lag_versions >= 0, "max_policy_lag_versions",
            f"must be >= 0, got {self.max_policy_lag_versions}")
