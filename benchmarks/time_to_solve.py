@@ -8,7 +8,10 @@ with `reverie eval` on 20 fresh episodes (seeds 0-19).
 
     python benchmarks/time_to_solve.py [--config dqn_cartpole] [--seeds 0 1 2 3 4]
     python benchmarks/time_to_solve.py --config ppo_cartpole
-    python benchmarks/time_to_solve.py --config ppo_pendulum --seeds 0 1 2
+    python benchmarks/time_to_solve.py --config ppo_pendulum --seeds 0 1 2 --max-env-steps 299000
+
+A run ends after the policy version in progress, up to one version past
+run.max_env_steps (Pendulum: 300,000 became 300,592), hence 299,000 there.
 
 Targets, on a 2-core machine:
   dqn_cartpole  (issue 3): every seed solves (>= 475) within 50,000 env steps; median <= 25 s.
@@ -81,7 +84,8 @@ def main() -> None:
   target, by, budget, wall_target = TARGETS[args.config]
   max_env_steps = args.max_env_steps or (2 * budget if by == "eval" else budget)
   extra = [item for kv in args.set for item in ("--set", kv)]
-  print(f"# reverie train {args.config} {' '.join(extra)}, {len(args.seeds)} seeds, "
+  print(f"# reverie train {args.config} {' '.join(extra)} (run.max_env_steps={max_env_steps}), "
+        f"{len(args.seeds)} seeds, "
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; solved = "
         + (f"confirmed eval >= {target:g}" if by == "eval" else f"final eval >= {target:g}"),
         flush=True)
