@@ -1,22 +1,74 @@
 """Exports policies: SavedModel through TF-Agents' PolicySaver, and TFLite for the edge.
 
 Every export is written beside its destination and renamed into place, so a
-reader never sees half a policy.
+reader never sees half a policy. Each SavedModel holds a `reverie_policy.json`
+saying which train step and checkpoint it came from.
 """
 
+import datetime
+import json
 import os
 import pathlib
+import re
 import shutil
+from typing import Optional
 
 import tensorflow as tf
 from tf_agents.policies import policy_saver
 from tf_agents.trajectories import time_step as ts
 
+POLICY_INFO = "reverie_policy.json"
 
-def save_policy(policy, directory: pathlib.Path, train_step: tf.Variable) -> None:
-  """A SavedModel of `policy`; load with tf.saved_model.load (import tensorflow_probability first)."""
+
+def save_policy(policy, directory: pathlib.Path, train_step: tf.Variable,
+                checkpoint_dir: Optional[pathlib.Path] = None) -> None:
+  """A SavedModel of `policy`; load with tf.saved_model.load (import tensorflow_probability first).
+
+  Args:
+    policy: A TF-Agents policy.
+    directory: Where the SavedModel goes (replaced whole).
+    train_step: The learner's train step, saved with the policy.
+    checkpoint_dir: The learner's checkpoints; when None, the `checkpoints`
+      folder of the nearest enclosing folder that has one (the run directory).
+  """
   saver = policy_saver.PolicySaver(policy, batch_size=None, train_step=train_step)
-  _replace(directory, lambda tmp: saver.save(str(tmp)))
+  info = policy_info(policy, int(train_step.numpy()),
+                     checkpoint_dir or _enclosing_checkpoints(directory))
+  def write(tmp: pathlib.Path) -> None:
+    saver.save(str(tmp))
+    (tmp / POLICY_INFO).write_text(json.dumps(info, indent=2) + "\n")
+  _replace(directory, write)
+
+
+def policy_info(policy, train_step: int, checkpoint_dir: Optional[pathlib.Path]) -> dict:
+  """What reverie_policy.json holds: train step, newest checkpoint then, policy class, time.
+
+  The checkpoint (relative to the run directory) is the newest one when the
+  policy was exported; the learner numbers checkpoints by train step, so
+  `checkpoint_train_step` equal to `train_step` means the checkpoint holds
+  exactly these weights.
+  """
+  checkpoint = tf.train.latest_checkpoint(str(checkpoint_dir)) if checkpoint_dir else None
+  number = re.search(r"-(\d+)$", checkpoint) if checkpoint else None
+  if checkpoint:  # relative to the run directory, which may move
+    checkpoint = os.path.relpath(checkpoint, pathlib.Path(checkpoint_dir).parent)
+  return {"train_step": train_step, "checkpoint": checkpoint,
+          "checkpoint_train_step": int(number.group(1)) if number else None,
+          "policy_class": type(policy).__name__,
+          "exported_at": datetime.datetime.now().isoformat()}
+
+
+def read_policy_info(directory: pathlib.Path) -> Optional[dict]:
+  """reverie_policy.json of an exported SavedModel, or None for an export without one."""
+  path = pathlib.Path(directory) / POLICY_INFO
+  return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _enclosing_checkpoints(directory: pathlib.Path) -> Optional[pathlib.Path]:
+  for parent in list(pathlib.Path(directory).resolve().parents)[:3]:
+    if (parent / "checkpoints").is_dir():
+      return parent / "checkpoints"
+  return None
 
 
 def copy_policy(source: pathlib.Path, directory: pathlib.Path) -> None:

@@ -52,6 +52,24 @@ def make_batched_env(env_id: str, num_envs: int, max_episode_steps: Optional[int
     return batched.GymnasiumBatchedEnv(env_id, num_envs, max_episode_steps, render)
 
 
+def render_fps(env_id: str) -> Optional[int]:
+  """Frames per second the environment renders at (its metadata's render_fps), or None.
+
+  Raises:
+    UnknownEnvironment: the id or its module is not usable.
+  """
+  with _explained(env_id):
+    if env_id.startswith(LEGACY_PREFIX):
+      env = import_legacy_gym().make(env_id[len(LEGACY_PREFIX):])
+    else:
+      import gymnasium  # pylint: disable=g-import-not-at-top
+      env = gymnasium.make(env_id)
+    metadata = env.metadata or {}
+    env.close()
+  fps = metadata.get("render_fps", metadata.get("video.frames_per_second"))
+  return int(fps) if fps else None
+
+
 def import_legacy_gym():
   """gym 0.23, without the banner it prints to stderr on import."""
   with contextlib.redirect_stderr(io.StringIO()):

@@ -28,6 +28,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"{platform.machine()}: {SUPPORTED}", file=sys.stderr)
     return 2
   args = _parser().parse_args(argv)
+  args.argv = sys.argv if argv is None else ["reverie", *argv]  # lineage.json's command line
   from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
   try:
     return args.command(args)
@@ -59,7 +60,22 @@ def _parser() -> argparse.ArgumentParser:
   evaluate.add_argument("--env", help="environment id (required outside a run directory)")
   evaluate.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
   evaluate.add_argument("--output", help="where summary.json and episodes.csv go")
+  evaluate.add_argument("--video", action="store_true",
+                        help="record every episode to OUTPUT/videos/episode_<i>.mp4 (or .gif)")
+  evaluate.add_argument("--video-format", choices=["auto", "mp4", "gif"], default="auto",
+                        help="auto: mp4 when imageio-ffmpeg is installed, else gif")
+  evaluate.add_argument("--all-checkpoints", action="store_true",
+                        help="score every export under RUN/policies/steps/ (a run directory)")
   evaluate.set_defaults(command=_eval)
+
+  compare = sub.add_parser("compare", help="plot and tabulate eval and actor returns of runs")
+  compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
+  compare.add_argument("--output", default=".", help="where compare.png and compare.csv go")
+  compare.set_defaults(command=_compare)
+
+  runs = sub.add_parser("runs", help="list the runs under a folder")
+  runs.add_argument("root", nargs="?", default="runs", help="the folder of run directories")
+  runs.set_defaults(command=_runs)
 
   config = sub.add_parser("config", help="print every config key: value, type, doc")
   config.add_argument("config")
@@ -84,14 +100,39 @@ def _eval(args) -> int:
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
   if args.episodes < 1:
     raise ReverieError(f"--episodes: must be >= 1, got {args.episodes}")
+  if args.video and args.all_checkpoints:
+    raise ReverieError("--video and --all-checkpoints: give one of them (record one policy, "
+                       "or score every export)")
   _quiet_tensorflow()
   from reverie.launch import policy_eval  # pylint: disable=g-import-not-at-top
   from reverie.envs.registry import UnknownEnvironment  # pylint: disable=g-import-not-at-top
   try:
-    summary = policy_eval.evaluate(args.path, args.episodes, args.env, args.seed, args.output)
+    if args.all_checkpoints:
+      table = policy_eval.evaluate_all(args.path, args.episodes, args.env, args.seed, args.output)
+      print(policy_eval.checkpoints_table(table))
+      return 0
+    video = policy_eval.video_format(args.video_format) if args.video else None
+    summary = policy_eval.evaluate(args.path, args.episodes, args.env, args.seed, args.output,
+                                   video=video)
   except UnknownEnvironment as e:
     raise ReverieError(f"--env: {e}") from None
   print(policy_eval.summary_line(summary))
+  return 0
+
+
+def _compare(args) -> int:
+  _quiet_tensorflow()
+  from reverie.launch import compare  # pylint: disable=g-import-not-at-top
+  rows, figure = compare.compare_runs(args.runs, pathlib.Path(args.output))
+  print(compare.table(rows))
+  print(figure)
+  return 0
+
+
+def _runs(args) -> int:
+  _quiet_tensorflow()
+  from reverie.launch import runs  # pylint: disable=g-import-not-at-top
+  print(runs.table(runs.list_runs(pathlib.Path(args.root))))
   return 0
 
 
@@ -112,7 +153,11 @@ def _train(args) -> int:
     raise ReverieError(f"--run-dir {root}: already holds files; give a new or empty directory")
   root.mkdir(parents=True, exist_ok=True)
   print(root, flush=True)
-  (root / "config.yaml").write_text(loaded.to_yaml())
+  config_yaml = loaded.to_yaml()
+  (root / "config.yaml").write_text(config_yaml)
+  _quiet_tensorflow()  # lineage names paths through launch/contract.py, which imports TF
+  from reverie.launch import lineage  # pylint: disable=g-import-not-at-top
+  lineage.write_lineage(root, config_yaml, args.argv)
   return _run_training(config, root)
 
 
@@ -141,6 +186,9 @@ def _run_training(config, root: pathlib.Path) -> int:
   run_dir = contract.RunDir(root)
   setup_role_logs(run_dir, config)
   _native_stderr_to(run_dir.log("native"))
+  from reverie.launch import hparams  # pylint: disable=g-import-not-at-top
+  hparams.write_start(str(run_dir.tensorboard("hparams")), _config_dict(run_dir),
+                      trial_id=str(root.resolve()))
   progress = Progress(state)
   started = time.time()
   status, code, reason = "failed", 1, None
@@ -166,10 +214,19 @@ def _run_training(config, root: pathlib.Path) -> int:
     raise
   finally:
     progress.close()
-    _write_status(run_dir, state, status, reason, time.time() - started)
+    wall_seconds = time.time() - started
+    _write_status(run_dir, state, status, reason, wall_seconds)
+    best = max(state.evals, key=lambda e: e["avg_return"], default=None)
+    hparams.write_end(str(run_dir.tensorboard("hparams")), status, state.env_steps,
+                      wall_seconds, state.evals[-1] if state.evals else None, best)
     if code == 0:
       print(_final_line(run_dir, state))
   return code
+
+
+def _config_dict(run_dir) -> dict:
+  import yaml  # pylint: disable=g-import-not-at-top
+  return yaml.safe_load(run_dir.config.read_text())
 
 
 def _native_stderr_to(path: pathlib.Path) -> None:
