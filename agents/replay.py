@@ -1,9 +1,15 @@
 """Reverb tables shared by every agent: experience tables and the variables table."""
 
+import itertools
+import threading
 from typing import Any
 
 import reverb
 import tensorflow as tf
+from tf_agents.experimental.distributed import reverb_variable_container as rvc
+
+_client_ids = itertools.count()
+_client_lock = threading.Lock()
 
 
 def uniform_table(name: str, signature: Any, max_items: int, min_items: int,
@@ -26,3 +32,19 @@ def variables_table(name: str, variables: Any) -> reverb.Table:
   return reverb.Table(name, sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
                       max_size=1, max_times_sampled=0,
                       rate_limiter=reverb.rate_limiters.MinSize(1), signature=signature)
+
+
+def variable_container(server_address: str, table: str) -> rvc.ReverbVariableContainer:
+  """TF-Agents' container for pushing and pulling weights, with a Reverb client of its own.
+
+  A TF Reverb client made without a shared name is the resource of a cached
+  eager kernel, shared by every container of the process; seen here, roles
+  that made theirs in different threads at the same moment found it gone
+  ("Resource localhost/_0_ReverbClient ... does not exist"). A unique shared
+  name gives each container its own.
+  """
+  container = rvc.ReverbVariableContainer(server_address, table_names=[table])
+  with _client_lock:
+    name = f"reverie_variables_client_{next(_client_ids)}"
+  container._tf_client = reverb.TFClient(server_address, shared_name=name)  # pylint: disable=protected-access
+  return container

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import reverb
 import tensorflow as tf
-from tf_agents.experimental.distributed import reverb_variable_container as rvc
 
+from reverie.agents import replay
 from reverie.agents.dqn import agent as dqn_agent
 from reverie.agents.dqn import transitions
 from reverie.envs.batched import BatchStep
@@ -39,7 +39,7 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
                                    seed=config.seed * 1000 + index)
   variables = {contract.POLICY_KEY: network.variables,
                contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
-  container = rvc.ReverbVariableContainer(server_address, table_names=[contract.VARIABLES_TABLE])
+  container = replay.variable_container(server_address, contract.VARIABLES_TABLE)
   container.update(variables)
   policy.refresh()
   client = reverb.Client(server_address)
@@ -54,7 +54,7 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
   since_pull, appended = 0, 0
   log.info("actor %d: %d environments of %s", index, lanes, config.env.id)
   try:
-    while not state.stop.is_set() and not state.collection_done.is_set():
+    while not state.actors_should_stop():
       epsilon = dqn_agent.epsilon_at(config.agent, state.env_steps)
       action = policy.act(observation, epsilon)
       step = env.step(action)
@@ -93,7 +93,7 @@ def close_writer(writer, timeout_seconds: float = 5.0) -> None:
 
 def flush_writer(writer, state: RunState, pending_items: int = _PENDING_ITEMS) -> None:
   """Waits while the rate limiter holds inserts back, re-checking for the end of the run."""
-  while not state.stop.is_set():
+  while not state.actors_should_stop():
     try:
       writer.flush(block_until_num_items=pending_items, timeout_ms=_FLUSH_TIMEOUT_MS)
       return

@@ -6,7 +6,7 @@ with the field's name first.
 """
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from reverie.agents.config_checks import check as _check
 from reverie.agents.dqn.config import DqnConfig
@@ -17,7 +17,6 @@ AGENT_CONFIGS = {"dqn": DqnConfig, "ppo": PpoConfig}
 DISCRETE_ACTIONS_ONLY = ("dqn",)
 LAUNCHERS = ("local",)
 STRATEGY_KINDS = ("default", "one_device", "mirrored", "multi_worker", "tpu")
-STRATEGY_KINDS_AVAILABLE = ("default", "one_device")  # the others come with issue 5
 
 
 def _check_at_least_one(section, *fields: str) -> None:
@@ -129,19 +128,23 @@ class LearnerConfig:
 
 @dataclasses.dataclass
 class StrategyConfig:
-  """The tf.distribute strategy of the learner.
+  """The tf.distribute strategy of the learner (docs/multi_gpu.md).
 
   Attributes:
     kind: default, one_device, mirrored, multi_worker or tpu.
-    devices: Devices for one_device (index) and mirrored (count).
-    workers: Learner processes for multi_worker.
-    tpu_address: TPU name or grpc:// address for tpu.
+    devices: one_device: the GPU's index; mirrored: a device count, or all (every GPU).
+    workers: Learner processes for multi_worker under the local launcher.
+    tpu_address: TPU name or grpc:// address for tpu (local on a TPU VM).
+    gpu_memory_limit_mb: Memory cap per GPU for the learner (null = grow as needed).
+    collective_timeout_seconds: multi_worker: how long a collective waits for the other workers.
   """
 
   kind: str = "default"
-  devices: int = 1
+  devices: Union[int, str] = 1
   workers: int = 1
   tpu_address: Optional[str] = None
+  gpu_memory_limit_mb: Optional[int] = None
+  collective_timeout_seconds: float = 300.0
 
   def __post_init__(self):
     if self.kind not in STRATEGY_KINDS:
@@ -150,8 +153,20 @@ class StrategyConfig:
       hint = f" (did you mean {close[0]}?)" if close else ""
       raise ValueError(f"kind: unknown strategy {self.kind!r}{hint}; "
                        f"choose one of {', '.join(STRATEGY_KINDS)}")
-    _check(self.devices >= 0, "devices", f"must be >= 0, got {self.devices}")
+    if isinstance(self.devices, str):
+      _check(self.devices == "all" and self.kind != "one_device", "devices",
+             f"must be a number{' or all' if self.kind != 'one_device' else ''}, "
+             f"got {self.devices!r}")
+    else:
+      least = 1 if self.kind == "mirrored" else 0
+      _check(self.devices >= least, "devices", f"must be >= {least}, got {self.devices}")
     _check(self.workers >= 1, "workers", f"must be >= 1, got {self.workers}")
+    _check(self.kind != "tpu" or bool(self.tpu_address), "tpu_address",
+           "tpu needs the TPU's name or grpc:// address ('local' on a TPU VM)")
+    _check(self.gpu_memory_limit_mb is None or self.gpu_memory_limit_mb >= 1,
+           "gpu_memory_limit_mb", f"must be >= 1 or null, got {self.gpu_memory_limit_mb}")
+    _check(self.collective_timeout_seconds > 0, "collective_timeout_seconds",
+           f"must be > 0, got {self.collective_timeout_seconds}")
 
 
 @dataclasses.dataclass
@@ -199,6 +214,11 @@ class Config:
   eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
+def learner_workers(config: Config) -> int:
+  """Learner processes of the run: strategy.workers under multi_worker, else one."""
+  return config.strategy.workers if config.strategy.kind == "multi_worker" else 1
+
+
 def ppo_frames_per_version(config: Config) -> int:
   """Env steps in one PPO policy version: every actor's rollout on all its lanes."""
   return config.actor.count * config.actor.envs_per_actor * config.agent.rollout_steps
@@ -207,9 +227,6 @@ def ppo_frames_per_version(config: Config) -> int:
 def check_available(config: Config) -> None:
   """Fails with one line for settings this version accepts in configs but cannot run yet."""
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
-  if config.strategy.kind not in STRATEGY_KINDS_AVAILABLE:
-    raise ReverieError(f"strategy.kind: {config.strategy.kind} is not available in this version "
-                       f"of Reverie yet; use {' or '.join(STRATEGY_KINDS_AVAILABLE)}")
   if config.agent.kind == "ppo":
     frames = ppo_frames_per_version(config)
     if frames % config.learner.batch_size:
@@ -217,6 +234,12 @@ def check_available(config: Config) -> None:
           f"learner.batch_size: {config.learner.batch_size} does not divide the {frames} env steps "
           f"of one policy version (actor.count x actor.envs_per_actor x agent.rollout_steps); "
           f"PPO's minibatches must cover each version's data exactly")
+    workers = learner_workers(config)
+    if config.actor.envs_per_actor % workers:
+      raise ReverieError(
+          f"actor.envs_per_actor: {config.actor.envs_per_actor} lanes do not split among "
+          f"{workers} learner workers (strategy.workers); each PPO worker trains on its share "
+          f"of every rollout's lanes")
 
 
 def check_agent_spaces(config: Config, observation_space, action_space) -> None:

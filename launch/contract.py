@@ -15,6 +15,25 @@ TRAIN_STEP_KEY = rvc.TRAIN_STEP_KEY
 ROLES = ("replay_server", "actor", "learner", "evaluator")
 
 
+def ppo_tables(worker: int, workers: int):
+  """(training queue, normalization queue) of one learner worker.
+
+  With several learner workers (strategy.kind multi_worker) every worker has
+  its own pair, and actors write each rollout into all of them: a worker
+  trains on its share of the lanes and updates its normalizers from all of
+  them, so no worker waits on data another one took.
+  """
+  if workers == 1:
+    return PPO_TRAIN_TABLE, PPO_NORMALIZATION_TABLE
+  return f"{PPO_TRAIN_TABLE}_{worker}", f"{PPO_NORMALIZATION_TABLE}_{worker}"
+
+
+def all_ppo_tables(workers: int):
+  """Every PPO queue of a run, training queues first."""
+  pairs = [ppo_tables(worker, workers) for worker in range(workers)]
+  return [train for train, _ in pairs] + [normalization for _, normalization in pairs]
+
+
 @dataclasses.dataclass(frozen=True)
 class RunDir:
   """The paths of one run directory (DESIGN.md, 'The run directory')."""

@@ -10,8 +10,8 @@ from typing import Callable, List
 
 import numpy as np
 import tensorflow as tf
-from tf_agents.experimental.distributed import reverb_variable_container as rvc
 
+from reverie.agents import replay
 from reverie.agents.dqn import agent as dqn_agent
 from reverie.envs.batched import BatchedEnv
 from reverie.envs.registry import make_batched_env
@@ -64,7 +64,7 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
   pulled, refresh, act = _greedy_policy(config, env)
   train_step = tf.Variable(0, dtype=tf.int64)
   variables = {contract.POLICY_KEY: pulled, contract.TRAIN_STEP_KEY: train_step}
-  container = rvc.ReverbVariableContainer(server_address, [contract.VARIABLES_TABLE])
+  container = replay.variable_container(server_address, contract.VARIABLES_TABLE)
   summary = tf.summary.create_file_writer(str(run_dir.tensorboard("evaluator")))
   next_eval = config.eval.interval_steps
   try:

@@ -10,17 +10,18 @@ import logging
 import math
 import tempfile
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import tensorflow as tf
-from tf_agents.experimental.distributed import reverb_variable_container as rvc
 from tf_agents.train import learner as tfa_learner
 from tf_agents.train.utils import train_utils
 
 from reverie.agents import export
+from reverie.agents import replay
 from reverie.agents.dqn import agent as dqn_agent
 from reverie.agents.dqn import transitions
 from reverie.launch import contract
+from reverie.launch import strategy as strategy_lib
 from reverie.launch.config_schema import Config
 from reverie.launch.errors import ReverieError, TrainingFailed
 from reverie.launch.run_state import RunState
@@ -34,19 +35,24 @@ class LearnerBase:
   Subclasses set `agent`, `train_step`, `strategy`, `run_dir`, `config`,
   `observation_spec` and `pushed_variables` (what actors and evaluators pull)
   and call `_start_outputs(server_address)`; `train_iteration()` returns the
-  scalars to write, or None when Reverb had no data.
+  scalars to write, or None when Reverb had no data. Under multi_worker every
+  worker saves and exports (into a scratch `run_dir` but the chief's), and
+  only the chief pushes weights.
   """
 
   def _start_outputs(self, server_address: str) -> None:
+    self.chief = strategy_lib.is_chief(self.strategy)
     self.checkpoint = tf.train.Checkpoint(agent=self.agent, train_step=self.train_step)
     self.checkpoints = tf.train.CheckpointManager(
         self.checkpoint, str(self.run_dir.checkpoints),
         max_to_keep=self.config.learner.keep_checkpoints)
-    self.container = rvc.ReverbVariableContainer(server_address, [contract.VARIABLES_TABLE])
+    self.container = replay.variable_container(server_address, contract.VARIABLES_TABLE)
     self.summary = tf.summary.create_file_writer(str(self.run_dir.tensorboard("learner")))
     self.push_weights()
 
   def push_weights(self) -> None:
+    if not self.chief:
+      return
     self.container.push({contract.POLICY_KEY: self.pushed_variables,
                          contract.TRAIN_STEP_KEY: self.train_step})
 
@@ -97,6 +103,11 @@ class DqnLearner(LearnerBase):
              per_replica, replicas)
     self.observation_spec = time_step_spec.observation
     timeout_ms = int(config.replay.rate_limiter_timeout_seconds * 1000)
+    if strategy_lib.worker_count(strategy) > 1:
+      # A worker whose sample timed out would leave the others inside a collective
+      # step: workers wait for data, and the launcher keeps actors collecting until
+      # every worker has stopped.
+      timeout_ms = -1
     self._dataset_fn = lambda: transitions.make_dataset(
         server_address, contract.EXPERIENCE_TABLE, per_replica, timeout_ms)
     with strategy.scope():
@@ -125,8 +136,9 @@ class DqnLearner(LearnerBase):
     self._start_outputs(server_address)
 
   def _new_iterator(self):
+    dataset_fn = strategy_lib.on_dataset_device(self.strategy, lambda _: self._dataset_fn())
     with self.strategy.scope():
-      return iter(self.strategy.distribute_datasets_from_function(lambda _: self._dataset_fn()))
+      return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
   def train(self, iterations: int):
     """Runs `iterations` train steps; returns the loss, or None when Reverb had no data."""
@@ -159,13 +171,20 @@ class DqnLearner(LearnerBase):
       self.applied_steps.assign_add(1)
 
 
-def run_learner(learner: LearnerBase, state: RunState) -> None:
-  """Trains until the run stops; pushes weights after every call."""
+def run_learner(learner: LearnerBase, state: RunState,
+                should_stop: Optional[Callable[[], bool]] = None) -> None:
+  """Trains until the run stops; pushes weights after every call.
+
+  `should_stop` replaces the check of `state` between calls (learner workers
+  agree on it with their peers: launch/learner_worker.py).
+  """
   config = learner.config.learner
   next_checkpoint = next_export = int(learner.train_step.numpy())
   next_checkpoint += config.checkpoint_interval_steps
   next_export += config.export_interval_steps
-  while not state.stop.is_set() and not state.collection_done.is_set():
+  if should_stop is None:
+    should_stop = lambda: state.stop.is_set() or state.collection_done.is_set()
+  while not should_stop():
     started, before = time.monotonic(), int(learner.train_step.numpy())
     scalars = learner.train_iteration()
     if scalars is None:

@@ -23,6 +23,7 @@ from reverie.launch.actor import run_actor
 from reverie.launch.config_schema import Config
 from reverie.launch.evaluator import run_evaluator
 from reverie.launch.learner import DqnLearner, run_learner
+from reverie.launch.local_workers import LearnerWorkers
 from reverie.launch.ppo_actor import run_ppo_actor
 from reverie.launch.ppo_learner import PpoLearner
 from reverie.launch.progress import Progress
@@ -34,59 +35,104 @@ log = logging.getLogger("reverie.launch")
 
 def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
               state: RunState) -> None:
-  """Runs every role until the run stops; raises what a role raised."""
-  threading.current_thread().name = "learner_0"
+  """Runs every role until the run stops; raises what a role raised.
+
+  The learner runs in this process's main thread, or under multi_worker as
+  `strategy.workers` processes (launch/local_workers.py).
+  """
+  workers = config.strategy.kind == "multi_worker"
+  threading.current_thread().name = "launcher_0" if workers else "learner_0"
   _configure_tensorflow(config)
   port = config.replay.port or portpicker.pick_unused_port()
   env: BatchedEnv = make_batched_env(config.env.id, 1, config.env.max_episode_steps)
-  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
   observation_spec, action_spec = env.observation_spec, env.action_spec
   env.close()
-  time_step_spec = tensor_spec.from_spec(ts.time_step_spec(observation_spec))
-  action_tensor_spec = tensor_spec.from_spec(action_spec)
-
-  strategy = strategy_lib.make_strategy(config.strategy)
+  strategy = None if workers else strategy_lib.make_strategy(config.strategy)
   server = start_replay_server(config, run_dir, port, observation_spec, action_spec)
   progress.note(f"replay server on port {port} (Reverb listens on every interface)")
   address = f"localhost:{port}"
   _write_pid(run_dir, "replay_server", 0)
   threads = [_start("replay_server_0", state, run_replay_server, server, run_dir, state)]
   try:
-    if config.agent.kind == "ppo":
-      learner = PpoLearner(config, run_dir, address, strategy, time_step_spec, action_tensor_spec)
-      actor_fn = run_ppo_actor
-      # PPOLearner waits for rollouts inside one graph call, with no timeout to
-      # return on: when the run stops, a stop marker in each queue ends that wait.
-      threads.append(_start("ppo_stop", state, _end_ppo_wait_when_done, address, state))
+    if workers:
+      _run_with_workers(config, run_dir, address, state, threads)
     else:
-      learner = DqnLearner(config, run_dir, address, strategy, time_step_spec, action_tensor_spec)
-      actor_fn = run_actor
-    for i in range(config.actor.count):
-      _write_pid(run_dir, "actor", i)
-      threads.append(_start(f"actor_{i}", state, actor_fn, config, i, address, run_dir, state))
-    _write_pid(run_dir, "evaluator", 0)
-    threads.append(_start("evaluator_0", state, run_evaluator, config, address, run_dir, state))
-    _write_pid(run_dir, "learner", 0)
-    try:
-      run_learner(learner, state)
-    except BaseException as e:
-      state.fail(e)
-      raise
-    if state.interrupted:  # Ctrl-C or SIGTERM (launch/signals.py): keep the learner's progress
-      learner.save_checkpoint()
-      return
-    _wait_for_final_eval(state)
-    if state.error is not None:
-      raise state.error
-    if state.solved_weights is not None:
-      learner.load_weights(state.solved_weights)
-    learner.save_checkpoint()
-    learner.export(final=True)
+      _run_in_process(config, run_dir, address, strategy, state, threads,
+                      observation_spec, action_spec)
   finally:
     state.request_stop("shutting down")
+    state.actors_released.set()
     server.stop()
     _join(threads, timeout_seconds=30)
+
+
+def _start_collection(config: Config, run_dir: contract.RunDir, address: str, state: RunState,
+                      threads: List[threading.Thread]) -> None:
+  """Actors and the evaluator, in threads."""
+  actor_fn = run_ppo_actor if config.agent.kind == "ppo" else run_actor
+  for i in range(config.actor.count):
+    _write_pid(run_dir, "actor", i)
+    threads.append(_start(f"actor_{i}", state, actor_fn, config, i, address, run_dir, state))
+  _write_pid(run_dir, "evaluator", 0)
+  threads.append(_start("evaluator_0", state, run_evaluator, config, address, run_dir, state))
+
+
+def _run_in_process(config: Config, run_dir: contract.RunDir, address: str, strategy,
+                    state: RunState, threads: List[threading.Thread], observation_spec,
+                    action_spec) -> None:
+  """The learner in this thread; the final checkpoint and exports when the run stops."""
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+  time_step_spec = tensor_spec.from_spec(ts.time_step_spec(observation_spec))
+  action_tensor_spec = tensor_spec.from_spec(action_spec)
+  if config.agent.kind == "ppo":
+    learner = PpoLearner(config, run_dir, address, strategy, time_step_spec, action_tensor_spec)
+    # PPOLearner waits for rollouts inside one graph call, with no timeout to
+    # return on: when the run stops, a stop marker in each queue ends that wait.
+    threads.append(_start("ppo_stop", state, _end_ppo_wait_when_done, address, state))
+  else:
+    learner = DqnLearner(config, run_dir, address, strategy, time_step_spec, action_tensor_spec)
+  _start_collection(config, run_dir, address, state, threads)
+  _write_pid(run_dir, "learner", 0)
+  try:
+    run_learner(learner, state)
+  except BaseException as e:
+    state.fail(e)
+    raise
+  if state.interrupted:  # Ctrl-C or SIGTERM (launch/signals.py): keep the learner's progress
+    learner.save_checkpoint()
+    return
+  _wait_for_final_eval(state)
+  if state.error is not None:
+    raise state.error
+  if state.solved_weights is not None:
+    learner.load_weights(state.solved_weights)
+  learner.save_checkpoint()
+  learner.export(final=True)
+
+
+def _run_with_workers(config: Config, run_dir: contract.RunDir, address: str, state: RunState,
+                      threads: List[threading.Thread]) -> None:
+  """Learner worker processes; actors keep collecting until every worker has stopped.
+
+  A worker may be waiting for data inside a collective step when the run
+  stops; the actors' data lets it finish that step and agree to stop.
+  """
+  state.hold_actors = True
+  learners = LearnerWorkers(config, run_dir, address, state)
+  try:
+    _start_collection(config, run_dir, address, state, threads)
+    learners.watch(until=state.stop.is_set)
+    if state.error is not None:
+      raise state.error
+    learners.stop(state.solved_weights, interrupted=state.interrupted,
+                  timeout_seconds=config.strategy.collective_timeout_seconds)
+  except BaseException as e:
+    state.fail(e)
+    raise
+  finally:
+    learners.kill()
+    state.actors_released.set()
 
 
 def _configure_tensorflow(config: Config) -> None:
@@ -96,9 +142,10 @@ def _configure_tensorflow(config: Config) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(config.learner.intra_op_threads)
     log.info("TensorFlow intra-op threads: %d (0 = one per core)",
              tf.config.threading.get_intra_op_parallelism_threads())
+    strategy_lib.configure_devices(config.strategy)
   except RuntimeError:  # the runtime is up already (run_local called twice in one process)
-    log.warning("learner.intra_op_threads=%d not applied: TensorFlow is already initialized",
-                config.learner.intra_op_threads)
+    log.warning("learner.intra_op_threads=%d and device settings not applied: TensorFlow is "
+                "already initialized", config.learner.intra_op_threads)
 
 
 def _end_ppo_wait_when_done(address: str, state: RunState) -> None:
@@ -126,9 +173,12 @@ def _wait_for_final_eval(state: RunState) -> None:
 
 
 def _start(name: str, state: RunState, target: Callable, *args) -> threading.Thread:
+  """Runs a role in a thread on the CPU: on a GPU host only the learner takes GPU memory."""
   def body():
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     try:
-      target(*args)
+      with tf.device("/cpu:0"):  # thread-local in TensorFlow's eager context
+        target(*args)
     except BaseException as e:  # pylint: disable=broad-except
       if not state.stop.is_set():
         logging.getLogger("reverie.launch").exception("%s failed", name)
@@ -169,8 +219,10 @@ class RoleLogFilter(logging.Filter):
 
 def setup_role_logs(run_dir: contract.RunDir, config: Config) -> None:
   """One log file per role thread: logs/<role>_<i>.log."""
-  names = ["replay_server_0", "learner_0", "evaluator_0"]
+  names = ["replay_server_0", "evaluator_0"]
   names += [f"actor_{i}" for i in range(config.actor.count)]
+  # Under multi_worker the learners are processes that write their own logs.
+  names.append("launcher_0" if config.strategy.kind == "multi_worker" else "learner_0")
   root = logging.getLogger("reverie")
   root.setLevel(logging.INFO)
   root.propagate = False  # the terminal shows the progress line, not role logs

@@ -9,18 +9,19 @@ them can starve the learner: each owes exactly one rollout per version.
 """
 
 import logging
+import time
 
 import numpy as np
 import reverb
 import tensorflow as tf
-from tf_agents.experimental.distributed import reverb_variable_container as rvc
 
+from reverie.agents import replay
 from reverie.agents.ppo import agent as ppo_agent
 from reverie.agents.ppo import rollouts
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
 from reverie.launch.actor import EpisodeStats, check_batch, close_writer, flush_writer
-from reverie.launch.config_schema import Config
+from reverie.launch.config_schema import Config, learner_workers
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.actor")
@@ -38,7 +39,7 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
                                    seed=config.seed * 1000 + index)
   version = tf.Variable(-1, dtype=tf.int64)
   variables = {contract.POLICY_KEY: policy.variables, contract.TRAIN_STEP_KEY: version}
-  container = rvc.ReverbVariableContainer(server_address, table_names=[contract.VARIABLES_TABLE])
+  container = replay.variable_container(server_address, contract.VARIABLES_TABLE)
   client = reverb.Client(server_address)
   writer = client.trajectory_writer(num_keep_alive_refs=1)
   stats = EpisodeStats(lanes, run_dir, index)
@@ -47,10 +48,11 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
   check_batch(observation, env.observation_spec, lanes, f"actor {index} observation")
   rollout = rollouts.RolloutBuilder(config.agent.rollout_steps, observation)
   used = -1
+  tables = contract.all_ppo_tables(learner_workers(config))
   log.info("actor %d: %d environments of %s, %d steps per rollout", index, lanes, config.env.id,
            config.agent.rollout_steps)
   try:
-    while not state.stop.is_set() and not state.collection_done.is_set():
+    while not state.actors_should_stop():
       if not _wait_for_version(container, client, variables, version, used, state):
         break
       used = int(version.numpy())
@@ -63,7 +65,7 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
       _, sampled, info = policy.collect(rollout.observation, rollout.step_type)
       rollout.add(sampled, info, None)  # the bootstrap step: its value closes the last advantage
       rollouts.append_item(writer, {"trajectory": rollout.take(), "version": np.int64(used)},
-                           [contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE])
+                           tables)
       flush_writer(writer, state, pending_items=0)
   finally:
     close_writer(writer)
@@ -79,12 +81,12 @@ def _wait_for_version(container, client: reverb.Client, variables, version: tf.V
   (3.6 ms for a small MLP) only when the learner has pushed since the last look.
   """
   seen = None
-  while not state.stop.is_set():
+  while not state.actors_should_stop():
     pushes = client.server_info()[contract.VARIABLES_TABLE].rate_limiter_info.insert_stats.completed
     if pushes != seen:
       seen = pushes
       container.update(variables)
       if int(version.numpy()) > used:
         return True
-    state.stop.wait(_VERSION_POLL_SECONDS)
+    time.sleep(_VERSION_POLL_SECONDS)
   return False

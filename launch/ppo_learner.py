@@ -24,6 +24,7 @@ from tf_agents.trajectories import time_step as ts
 from reverie.agents.ppo import agent as ppo_agent
 from reverie.agents.ppo import rollouts
 from reverie.launch import contract
+from reverie.launch import strategy as strategy_lib
 from reverie.launch.config_schema import Config, ppo_frames_per_version
 from reverie.launch.errors import ReverieError
 from reverie.launch.learner import LearnerBase
@@ -60,6 +61,14 @@ class PpoLearner(LearnerBase):
     frames = ppo_frames_per_version(config)
     log.info("batch size %d: %d per replica on %d replicas; %d env steps per policy version",
              batch, per_replica, replicas, frames)
+    # Under multi_worker each worker reads its own queues (contract.ppo_tables) and
+    # trains on its share of every rollout's lanes; its normalizers see all lanes,
+    # so they stay the same on every worker.
+    worker, workers = strategy_lib.worker_index(strategy), strategy_lib.worker_count(strategy)
+    lanes_per_worker = config.actor.envs_per_actor // workers
+    lanes = slice(worker * lanes_per_worker, (worker + 1) * lanes_per_worker)
+    num_samples = frames // workers // per_replica  # minibatches of this worker per version
+    train_table, normalization_table = contract.ppo_tables(worker, workers)
     self.observation_spec = time_step_spec.observation
     agent_config = config.agent
     with strategy.scope():
@@ -91,19 +100,23 @@ class PpoLearner(LearnerBase):
       # Minibatches come shuffled out of the dataset (agents/ppo/rollouts.py), so
       # PPOLearner runs without its own minibatching: num_samples minibatches
       # per version, num_epochs passes over them.
+      on_device = lambda fn: no_autograph(strategy_lib.on_dataset_device(strategy, fn))
       with unittest.mock.patch.object(ppo_learner.learner, "Learner", _LearnerWithoutInitTrace):
         self.learner = ppo_learner.PPOLearner(
             self._scratch.name, self.train_step, self.agent,
-            experience_dataset_fn=no_autograph(lambda: rollouts.make_dataset(
-                server_address, contract.PPO_TRAIN_TABLE, self.agent, self.min_version,
-                per_replica, self.dropped)),
-            normalization_dataset_fn=no_autograph(lambda: rollouts.make_dataset(
-                server_address, contract.PPO_NORMALIZATION_TABLE, self.agent, self.min_version,
-                per_replica, advantages=False)),
-            num_samples=frames // per_replica, num_epochs=agent_config.num_epochs,
+            experience_dataset_fn=on_device(lambda: rollouts.make_dataset(
+                server_address, train_table, self.agent, self.min_version,
+                per_replica, self.dropped, lanes=lanes if workers > 1 else None)),
+            normalization_dataset_fn=on_device(lambda: rollouts.make_dataset(
+                server_address, normalization_table, self.agent, self.min_version,
+                frames // num_samples, advantages=False)),
+            num_samples=num_samples, num_epochs=agent_config.num_epochs,
             minibatch_size=None,
             after_train_strategy_step_fn=no_autograph(self._accumulate_metrics),
             checkpoint_interval=-1, summary_interval=0, strategy=strategy)
+      # PPOLearner divides its steps per version among all replicas; each
+      # worker's pipeline feeds only this worker's own.
+      self.learner.num_replicas = replicas // workers
     self._versions: List[int] = [0]  # train steps of the pushed versions, newest last
     self.pushed_variables = ppo_agent.policy_variables(self.agent)
     self._start_outputs(server_address)

@@ -15,7 +15,7 @@ from reverie.agents import replay
 from reverie.agents.dqn import agent as dqn_agent
 from reverie.agents.dqn import transitions
 from reverie.launch import contract
-from reverie.launch.config_schema import Config
+from reverie.launch.config_schema import Config, learner_workers
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.replay_server")
@@ -55,7 +55,7 @@ def _ppo_tables(config: Config, observation_spec, action_spec):
                                       config.agent.rollout_steps)
   size = config.actor.count * (config.agent.max_policy_lag_versions + 2)
   queues = [reverb.Table.queue(name, max_size=size, signature=signature)
-            for name in (contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE)]
+            for name in contract.all_ppo_tables(learner_workers(config))]
   variables = {contract.POLICY_KEY: ppo_agent.policy_variables(agent),
                contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
   return [*queues, replay.variables_table(contract.VARIABLES_TABLE, variables)]
@@ -77,7 +77,8 @@ def run_replay_server(server: reverb.Server, run_dir: contract.RunDir, state: Ru
   """Writes replay/size and insert and sample rates to TensorBoard until the run stops."""
   client = server.localhost_client()
   tables = client.server_info()
-  table = next(t for t in (contract.EXPERIENCE_TABLE, contract.PPO_TRAIN_TABLE) if t in tables)
+  table = next(t for t in sorted(tables)  # the DQN table, or the first PPO training queue
+               if t == contract.EXPERIENCE_TABLE or t.startswith(contract.PPO_TRAIN_TABLE))
   writer = tf.summary.create_file_writer(str(run_dir.tensorboard("replay_server")))
   last_time, last = time.monotonic(), None
   while not state.stop.wait(interval_seconds):

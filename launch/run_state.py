@@ -27,11 +27,24 @@ class RunState:
   stop_reason: Optional[str] = None
   error: Optional[BaseException] = None
   interrupted: bool = False
+  hold_actors: bool = False
 
   def __post_init__(self):
     self.lock = threading.Lock()
     self.stop = threading.Event()
     self.collection_done = threading.Event()
+    self.actors_released = threading.Event()
+
+  def actors_should_stop(self) -> bool:
+    """Whether actors stop collecting now.
+
+    With `hold_actors` (learners in other processes that wait for data inside
+    a collective step) actors collect until the launcher releases them, after
+    the learners have stopped; otherwise at the stop or the end of the budget.
+    """
+    if self.hold_actors:
+      return self.actors_released.is_set()
+    return self.stop.is_set() or self.collection_done.is_set()
 
   def add_env_steps(self, steps: int, returns: List[float]) -> int:
     with self.lock:

@@ -44,6 +44,16 @@ gymnasium.register(id="Corridor-v0", entry_point=Corridor, max_episode_steps=20)
 '''
 
 
+def scalars(run_dir, role):
+  """{tag: [(step, value), ...]} from a role's TensorBoard event files."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # pylint: disable=g-import-not-at-top
+  events = EventAccumulator(str(run_dir / "tb" / role), size_guidance={"tensors": 0})
+  events.Reload()
+  return {tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+          for tag in events.Tags()["tensors"]}
+
+
 def run_cli(*args, cwd=None, timeout=300, env=None) -> subprocess.CompletedProcess:
   """Runs `reverie ARGS` and returns the finished process (text output)."""
   environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -59,3 +69,17 @@ def trained_run(tmp_path_factory):
                    "--set", "learner.export_interval_steps=50", cwd=REPO)
   assert result.returncode == 0, result.stdout + result.stderr
   return run_dir, result
+
+
+def _split_cpu_in_two() -> None:
+  """Two logical CPUs for in-process tests of MirroredStrategy (no GPU exists here).
+
+  Set before TensorFlow's runtime starts; everything else runs on CPU:0.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+
+_split_cpu_in_two()

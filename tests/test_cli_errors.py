@@ -23,7 +23,7 @@ def assert_one_line_error(result, *fragments):
     (["--set", "learner.batch_size=lots"], ["learner.batch_size", "lots"]),
     (["--set", "strategy.kind=warp"], ["strategy.kind", "warp", "default, one_device"]),
     (["--set", "replay.port"], ["--set 'replay.port'", "KEY=VALUE"]),
-    (["--set", "strategy.kind=tpu"], ["strategy.kind", "tpu", "not available"]),
+    (["--set", "strategy.kind=tpu"], ["strategy.tpu_address", "tpu needs", "grpc://"]),
     (["--set", "env.id=CartPol-v1"], ["env.id", "CartPol-v1", "Did you mean"]),
     (["--set", "env.id=Pendulum-v1"], ["env.id", "Pendulum-v1", "Box action space", "Discrete"]),
     (["--set", "env.id=nomodule:Thing-v0"], ["env.id", "cannot import module 'nomodule'"]),

@@ -6,17 +6,8 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import CUSTOM_ENV, REPO, SHORT_RUN, run_cli
-
-
-def scalars(run_dir, role):
-  """{tag: [(step, value), ...]} from a role's TensorBoard event files."""
-  events = EventAccumulator(str(run_dir / "tb" / role), size_guidance={"tensors": 0})
-  events.Reload()
-  return {tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
-          for tag in events.Tags()["tensors"]}
+from conftest import CUSTOM_ENV, REPO, SHORT_RUN, run_cli, scalars
 
 
 def test_train_writes_the_run_directory(trained_run):

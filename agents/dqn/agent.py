@@ -34,14 +34,17 @@ def make_agent(config: DqnConfig, time_step_spec, action_spec, train_step: tf.Va
       time_step_spec,
       action_spec,
       q_network=network,
-      optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate),
+      # Clipped by the optimizer, after the replicas' gradients are summed (the
+      # agent's own clipping would clip each replica's share).
+      optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate,
+                                         clipnorm=config.gradient_clipping),
       epsilon_greedy=config.epsilon_end,
       n_step_update=1,
       target_update_tau=config.target_update_tau,
       target_update_period=config.target_update_period,
       td_errors_loss_fn=common.element_wise_huber_loss,
       gamma=config.gamma,
-      gradient_clipping=config.gradient_clipping,
+      gradient_clipping=None,
       train_step_counter=train_step)
   agent.initialize()
   return agent, network

@@ -19,7 +19,7 @@ class DqnConfig:
     target_update_period: Train steps between target network updates.
     target_update_tau: Soft update weight of the target network (1 = copy).
     double_dqn: Pick the next action with the online network (van Hasselt 2016).
-    gradient_clipping: Clip gradients to this global norm (null = no clipping).
+    gradient_clipping: Clip each variable's gradient to this norm (null = no clipping).
     epsilon_start: Exploration rate of the actors at the first env step.
     epsilon_end: Exploration rate after the decay.
     epsilon_decay_steps: Env steps (all actors together) of linear decay.

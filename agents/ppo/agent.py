@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tf_agents.agents.ppo import ppo_actor_network
+from tf_agents.agents.ppo import ppo_agent
 from tf_agents.agents.ppo import ppo_clip_agent
 from tf_agents.keras_layers import bias_layer
 from tf_agents.networks import nest_map
@@ -16,6 +17,34 @@ from tf_agents.trajectories import time_step as ts
 
 from reverie.agents import numpy_mlp
 from reverie.agents.ppo.config import PpoConfig
+
+
+_per_replica_normalize_advantages = ppo_agent._normalize_advantages  # pylint: disable=protected-access
+
+
+def normalize_advantages_across_replicas(advantages, axes=(0, 1), variance_epsilon=1e-8):
+  """PPOAgent's minibatch advantage normalization, with the moments of the global minibatch.
+
+  TF-Agents normalizes each replica's share of a minibatch by its own mean
+  and variance, so N replicas would train on other advantages than one
+  device does; here the moments come from all replicas (two all-reduces).
+  """
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return _per_replica_normalize_advantages(advantages, axes, variance_epsilon)
+  total = tf.reduce_sum(advantages, axis=axes, keepdims=True)
+  count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(advantages), axes)), advantages.dtype)
+  total, count = context.all_reduce(tf.distribute.ReduceOp.SUM, [total, count])
+  mean = total / count
+  squares = context.all_reduce(
+      tf.distribute.ReduceOp.SUM,
+      tf.reduce_sum(tf.math.squared_difference(advantages, mean), axis=axes, keepdims=True))
+  return tf.nn.batch_normalization(advantages, mean, squares / count, offset=None, scale=None,
+                                   variance_epsilon=variance_epsilon)
+
+
+# PPOAgent._train calls the module's function by name.
+ppo_agent._normalize_advantages = normalize_advantages_across_replicas  # pylint: disable=protected-access
 
 
 def is_discrete(action_spec) -> bool:
@@ -102,7 +131,10 @@ def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Va
       kernel_initializer=tf.keras.initializers.Orthogonal(seed=seed + 1))
   agent = ppo_clip_agent.PPOClipAgent(
       time_step_spec, action_spec,
-      optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-5),
+      # Clipped by the optimizer, after the replicas' gradients are summed (the
+      # agent's own clipping would clip each replica's share).
+      optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-5,
+                                         global_clipnorm=config.gradient_clipping),
       actor_net=actor, value_net=value,
       greedy_eval=True,
       importance_ratio_clipping=config.clip_ratio,
@@ -115,7 +147,7 @@ def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Va
       use_td_lambda_return=True,
       normalize_rewards=config.normalize_rewards,
       normalize_observations=config.normalize_observations,
-      gradient_clipping=config.gradient_clipping,
+      gradient_clipping=None,
       compute_value_and_advantage_in_train=False,
       update_normalizers_in_train=False,
       train_step_counter=train_step)

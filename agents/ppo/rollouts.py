@@ -97,20 +97,39 @@ def stop_marker(signature) -> Dict:
   return item
 
 
+def minibatches(agent, item: trajectory.Trajectory, minibatch_size: int,
+                advantages: bool = True, order: Optional[tf.Tensor] = None):
+  """One rollout ([T+1, N, ...] columns) as [M, minibatch_size, 1, ...] minibatches.
+
+  Advantages and returns come from `agent.preprocess_sequence` (GAE over the
+  T+1 steps of each lane); the bootstrap step is then cut off, so every step
+  has a real advantage. The N*T steps are shuffled (or put in `order`) and cut
+  into minibatches with one gather.
+  """
+  lanes_first = tf.nest.map_structure(
+      lambda x: tf.transpose(x, [1, 0, *range(2, x.shape.rank)]), item)
+  processed = agent.preprocess_sequence(lanes_first) if advantages else lanes_first
+  steps = tf.nest.map_structure(lambda x: x[:, :-1], processed)  # [N, T]: no bootstrap step
+  count = item.reward.shape[1] * (item.reward.shape[0] - 1)
+  order = tf.random.shuffle(tf.range(count)) if order is None else order
+  return tf.nest.map_structure(
+      lambda x: tf.reshape(tf.gather(tf.reshape(x, [count, *x.shape[2:]]), order),
+                           [count // minibatch_size, minibatch_size, 1, *x.shape[2:]]), steps)
+
+
 def make_dataset(server_address: str, table: str, agent, min_version: tf.Variable,
                  minibatch_size: int, dropped: Optional[tf.Variable] = None,
-                 advantages: bool = True) -> tf.data.Dataset:
+                 advantages: bool = True, lanes: Optional[slice] = None) -> tf.data.Dataset:
   """Shuffled [minibatch_size, 1] minibatches of the current policy versions' rollouts.
 
   Items older than `min_version` are dropped (counted in `dropped` when
-  given). Advantages and returns come from `agent.preprocess_sequence` (GAE
-  over the item's T+1 steps); the bootstrap step is then cut off, so every
-  step the learner sees has a real advantage. Each item's N*T steps are then
-  shuffled and cut into minibatches with one gather, instead of PPOLearner's
-  own pipeline that unbatches, shuffles and rebatches step by step.
+  given). Each item becomes minibatches with `minibatches` (GAE, shuffle, one
+  gather), instead of PPOLearner's own pipeline that unbatches, shuffles and
+  rebatches step by step.
 
   `advantages=False` skips GAE, for the normalizers' copy of the rollouts
-  (they read observations and rewards only).
+  (they read observations and rewards only). `lanes` keeps those lanes of
+  every rollout (a learner worker's share).
 
   Nothing is prefetched after the version filter: it must see `min_version`
   as it is when the learner asks for data, not as it was before the last push.
@@ -150,16 +169,10 @@ def make_dataset(server_address: str, table: str, agent, min_version: tf.Variabl
   def to_minibatches(sample):
     # Reverb rebuilds the namedtuple from the table signature without its methods.
     item = trajectory.Trajectory(**sample.data["trajectory"]._asdict())
-    lanes_first = tf.nest.map_structure(
-        lambda x: tf.transpose(x, [1, 0, *range(2, x.shape.rank)]), item)
-    processed = agent.preprocess_sequence(lanes_first) if advantages else lanes_first
-    steps = tf.nest.map_structure(lambda x: x[:, :-1], processed)  # [N, T]: no bootstrap step
-    count = item.reward.shape[1] * (item.reward.shape[0] - 1)
-    order = tf.random.shuffle(tf.range(count))
-    minibatches = tf.nest.map_structure(
-        lambda x: tf.reshape(tf.gather(tf.reshape(x, [count, *x.shape[2:]]), order),
-                             [count // minibatch_size, minibatch_size, 1, *x.shape[2:]]), steps)
-    return tf.data.Dataset.from_tensor_slices(minibatches)
+    if lanes is not None:
+      item = tf.nest.map_structure(lambda x: x[:, lanes], item)
+    steps = minibatches(agent, item, minibatch_size, advantages=advantages)
+    return tf.data.Dataset.from_tensor_slices(steps)
 
   items = tf.data.Dataset.from_tensors(0).repeat().flat_map(one_item)
   return items.filter(current).flat_map(to_minibatches).map(lambda steps: (steps, ()))
