@@ -8,6 +8,7 @@ variables table every `actor.weight_update_interval_steps` env steps.
 import logging
 import threading
 import time
+from typing import Optional
 
 import numpy as np
 import reverb
@@ -25,6 +26,7 @@ from reverie.launch.run_state import RunState
 log = logging.getLogger("reverie.actor")
 _PENDING_ITEMS = 8        # items in flight before the writer waits for the server
 _FLUSH_TIMEOUT_MS = 1000  # then it re-checks whether the run stopped
+_UNREACHABLE_AFTER_SECONDS = 5.0
 _SUMMARY_SECONDS = 2.0
 
 
@@ -64,7 +66,7 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
       if appended % steps_per_item == 0:
         writer.create_item(contract.EXPERIENCE_TABLE, 1.0,
                            {k: writer.history[k][-steps_per_item:] for k in transitions.COLUMNS})
-        flush_writer(writer, state)
+        flush_writer(writer, state, client=client)
       since_pull += stats.add(step, state)
       if since_pull >= config.actor.weight_update_interval_steps:
         container.update(variables)
@@ -91,14 +93,35 @@ def close_writer(writer, timeout_seconds: float = 5.0) -> None:
                 timeout_seconds)
 
 
-def flush_writer(writer, state: RunState, pending_items: int = _PENDING_ITEMS) -> None:
-  """Waits while the rate limiter holds inserts back, re-checking for the end of the run."""
+def flush_writer(writer, state: RunState, pending_items: int = _PENDING_ITEMS,
+                 client: Optional[reverb.Client] = None) -> None:
+  """Waits while the rate limiter holds inserts back, re-checking for the end of the run.
+
+  A lost replay server looks the same from here: Reverb's writer keeps its
+  items and resends them once the server (or a new one on the same address)
+  is back. With `client`, a wait of more than `_UNREACHABLE_AFTER_SECONDS`
+  asks the server whether it is there, and says so in the log (then again
+  after twice as long each time).
+  """
+  started, next_probe = time.monotonic(), _UNREACHABLE_AFTER_SECONDS
+  unreachable = False
   while not state.actors_should_stop():
     try:
       writer.flush(block_until_num_items=pending_items, timeout_ms=_FLUSH_TIMEOUT_MS)
+      if unreachable:
+        log.info("replay server back after %.0f s; writing again", time.monotonic() - started)
       return
     except reverb.errors.DeadlineExceededError:
-      continue
+      waited = time.monotonic() - started
+      if client is None or waited < next_probe:
+        continue
+      next_probe *= 2
+      try:
+        client.server_info(timeout=1)
+      except reverb.errors.DeadlineExceededError:
+        unreachable = True
+        log.warning("replay server unreachable for %.0f s; the actor keeps its items and "
+                    "retries (next note after %.0f s)", waited, next_probe)
 
 
 def check_batch(value: np.ndarray, spec, lanes: int, name: str) -> None:

@@ -48,8 +48,11 @@ def _parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
   train = sub.add_parser("train", help="train a policy")
-  train.add_argument("config", help="a YAML path or a name from configs/ (dqn_cartpole)")
+  train.add_argument("config", nargs="?",
+                     help="a YAML path or a name from configs/ (dqn_cartpole)")
   train.add_argument("--run-dir", help="where the run writes (default runs/<config>-<time>)")
+  train.add_argument("--resume", metavar="RUN_DIR",
+                     help="go on with a run: its config.yaml, newest readable checkpoint, replay")
   train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key; repeatable")
   train.set_defaults(command=_train)
@@ -141,6 +144,11 @@ def _train(args) -> int:
   block_signals()  # before anything starts a thread (launch/signals.py)
   from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  if args.resume:
+    return _resume(args)
+  if not args.config:
+    raise ReverieError("train: give a CONFIG (a name from configs/ or a YAML path), or "
+                       "--resume RUN_DIR")
   loaded = load_config(args.config, args.set)
   config = loaded.config
   _check_env(config)
@@ -161,6 +169,37 @@ def _train(args) -> int:
   return _run_training(config, root)
 
 
+def _resume(args) -> int:
+  """`train --resume RUN_DIR`: the run's config (with any --set, recorded), then training."""
+  _quiet_tensorflow()  # launch/checkpoints.py imports TensorFlow
+  from reverie.launch.checkpoints import has_checkpoints  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(args.resume)
+  if args.config or args.run_dir:
+    raise ReverieError("--resume RUN_DIR: goes on in RUN_DIR with its own config.yaml; give no "
+                       "CONFIG or --run-dir with it (--set still overrides)")
+  if not (root / "config.yaml").is_file():
+    what = "does not exist" if not root.exists() else "is not a run directory (no config.yaml)"
+    raise ReverieError(f"--resume {root}: {what}; give a directory that `reverie train` made")
+  if not has_checkpoints(root / "checkpoints"):
+    raise ReverieError(f"--resume {root}: no checkpoint in {root / 'checkpoints'}; nothing to "
+                       "resume, start a new run")
+  loaded = load_config(str(root / "config.yaml"), args.set)
+  config = loaded.config
+  if config.strategy.kind == "multi_worker":
+    raise ReverieError("--resume: runs with strategy.kind multi_worker cannot resume in this "
+                       "version; resume with --set strategy.kind=default (or mirrored)")
+  _check_env(config)
+  if config.replay.port is not None:
+    from reverie.launch.ports import check_port_free  # pylint: disable=g-import-not-at-top
+    check_port_free(config.replay.port)
+  print(root, flush=True)
+  if args.set:  # the overrides are part of the run from now on
+    (root / "config.yaml").write_text(loaded.to_yaml())
+  return _run_training(config, root, resume=True)
+
+
 def _check_env(config) -> None:
   from reverie.envs.registry import UnknownEnvironment, env_spaces  # pylint: disable=g-import-not-at-top
   from reverie.launch.config_schema import check_agent_spaces, check_available  # pylint: disable=g-import-not-at-top
@@ -173,7 +212,7 @@ def _check_env(config) -> None:
   check_agent_spaces(config, observation_space, action_space)
 
 
-def _run_training(config, root: pathlib.Path) -> int:
+def _run_training(config, root: pathlib.Path, resume: bool = False) -> int:
   from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
   from reverie.launch.signals import SignalWatcher, Terminated  # pylint: disable=g-import-not-at-top
   state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
@@ -193,7 +232,7 @@ def _run_training(config, root: pathlib.Path) -> int:
   started = time.time()
   status, code, reason = "failed", 1, None
   try:
-    run_local(config, run_dir, progress, state)
+    run_local(config, run_dir, progress, state, resume=resume)
     signals.raise_if_received()
     status, code, reason = "finished", 0, state.stop_reason
   except ReverieError:

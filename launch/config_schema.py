@@ -74,6 +74,7 @@ class ReplayConfig:
     samples_per_insert: Transitions sampled per transition inserted, kept by Reverb's rate limiter.
     steps_per_item: Vector steps of one actor in one Reverb item; wider items make sampling cheaper.
     rate_limiter_timeout_seconds: How long the learner waits for data before it checks whether the run ended.
+    checkpoint_interval_seconds: Seconds between replay checkpoints in RUN_DIR/replay (one more at shutdown).
   """
 
   port: Optional[int] = None
@@ -82,6 +83,7 @@ class ReplayConfig:
   samples_per_insert: float = 8.0
   steps_per_item: int = 4
   rate_limiter_timeout_seconds: float = 1.0
+  checkpoint_interval_seconds: float = 300.0
 
   def __post_init__(self):
     _check(self.port is None or 1 <= self.port <= 65535, "port",
@@ -94,6 +96,8 @@ class ReplayConfig:
     _check(self.steps_per_item >= 1, "steps_per_item", f"must be >= 1, got {self.steps_per_item}")
     _check(self.rate_limiter_timeout_seconds > 0, "rate_limiter_timeout_seconds",
            f"must be > 0, got {self.rate_limiter_timeout_seconds}")
+    _check(self.checkpoint_interval_seconds > 0, "checkpoint_interval_seconds",
+           f"must be > 0, got {self.checkpoint_interval_seconds}")
 
 
 @dataclasses.dataclass

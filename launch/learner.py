@@ -22,6 +22,7 @@ from reverie.agents.dqn import agent as dqn_agent
 from reverie.agents.dqn import transitions
 from reverie.launch import contract
 from reverie.launch import strategy as strategy_lib
+from reverie.launch.checkpoints import LearnerCheckpoints
 from reverie.launch.config_schema import Config
 from reverie.launch.errors import ReverieError, TrainingFailed
 from reverie.launch.run_state import RunState
@@ -42,10 +43,8 @@ class LearnerBase:
 
   def _start_outputs(self, server_address: str) -> None:
     self.chief = strategy_lib.is_chief(self.strategy)
-    self.checkpoint = tf.train.Checkpoint(agent=self.agent, train_step=self.train_step)
-    self.checkpoints = tf.train.CheckpointManager(
-        self.checkpoint, str(self.run_dir.checkpoints),
-        max_to_keep=self.config.learner.keep_checkpoints)
+    self.checkpoints = LearnerCheckpoints(self.run_dir.checkpoints, self.agent, self.train_step,
+                                          self.config.learner.keep_checkpoints)
     self.container = replay.variable_container(server_address, contract.VARIABLES_TABLE)
     self.summary = tf.summary.create_file_writer(str(self.run_dir.tensorboard("learner")))
     self.push_weights()
@@ -63,8 +62,16 @@ class LearnerBase:
       tf.summary.scalar("learner/steps_per_second", steps_per_second)
       tf.summary.scalar("learner/num_replicas", self.strategy.num_replicas_in_sync)
 
-  def save_checkpoint(self) -> None:
-    self.checkpoints.save(checkpoint_number=self.train_step)
+  def save_checkpoint(self, state: Optional[RunState] = None) -> None:
+    """Saves the agent, train step and, from `state`, the run's counters."""
+    self.checkpoints.save(state)
+
+  def restore(self) -> Optional[dict]:
+    """Restores the newest readable checkpoint (launch/checkpoints.py) and pushes its weights."""
+    restored = self.checkpoints.restore_newest()
+    if restored is not None:
+      self.push_weights()
+    return restored
 
   def export(self, final: bool) -> None:
     """policies/steps/<train_step>/, and on `final` greedy/, collect/ and greedy.tflite."""
@@ -201,7 +208,7 @@ def run_learner(learner: LearnerBase, state: RunState,
     learner.push_weights()
     learner.write_summaries(scalars, state.learner_steps_per_second)
     if step >= next_checkpoint:
-      learner.save_checkpoint()
+      learner.save_checkpoint(state)
       next_checkpoint = step + config.checkpoint_interval_steps
     if step >= next_export:
       learner.export(final=False)

@@ -7,11 +7,12 @@ role, and each role's log goes to RUN_DIR/logs/<role>_<i>.log.
 
 import logging
 import os
+import pathlib
 import sys
 import threading
 import time
 import traceback
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import portpicker
 
@@ -21,24 +22,28 @@ from reverie.launch import contract
 from reverie.launch import strategy as strategy_lib
 from reverie.launch.actor import run_actor
 from reverie.launch.config_schema import Config
+from reverie.launch.errors import ReverieError
 from reverie.launch.evaluator import run_evaluator
 from reverie.launch.learner import DqnLearner, run_learner
 from reverie.launch.local_workers import LearnerWorkers
 from reverie.launch.ppo_actor import run_ppo_actor
 from reverie.launch.ppo_learner import PpoLearner
 from reverie.launch.progress import Progress
-from reverie.launch.replay_server import run_replay_server, start_replay_server
+from reverie.launch.replay_server import (checkpoint_replay, replay_items, run_replay_server,
+                                          start_replay_server)
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.launch")
 
 
 def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
-              state: RunState) -> None:
+              state: RunState, resume: bool = False) -> None:
   """Runs every role until the run stops; raises what a role raised.
 
   The learner runs in this process's main thread, or under multi_worker as
-  `strategy.workers` processes (launch/local_workers.py).
+  `strategy.workers` processes (launch/local_workers.py). With `resume`, the
+  learner and counters come back from the newest readable checkpoint and the
+  replay server from its newest checkpoint in RUN_DIR/replay.
   """
   workers = config.strategy.kind == "multi_worker"
   threading.current_thread().name = "launcher_0" if workers else "learner_0"
@@ -52,18 +57,21 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
   progress.note(f"replay server on port {port} (Reverb listens on every interface)")
   address = f"localhost:{port}"
   _write_pid(run_dir, "replay_server", 0)
-  threads = [_start("replay_server_0", state, run_replay_server, server, run_dir, state)]
+  threads = [_start("replay_server_0", state, run_replay_server, server, run_dir, state,
+                    config.replay.checkpoint_interval_seconds)]
   try:
     if workers:
       _run_with_workers(config, run_dir, address, state, threads)
     else:
+      resumed = lambda learner: _resume(learner, server, run_dir, progress, state)
       _run_in_process(config, run_dir, address, strategy, state, threads,
-                      observation_spec, action_spec)
+                      observation_spec, action_spec, resumed if resume else None)
   finally:
     state.request_stop("shutting down")
     state.actors_released.set()
-    server.stop()
     _join(threads, timeout_seconds=30)
+    checkpoint_replay(server)
+    server.stop()
 
 
 def _start_collection(config: Config, run_dir: contract.RunDir, address: str, state: RunState,
@@ -79,7 +87,7 @@ def _start_collection(config: Config, run_dir: contract.RunDir, address: str, st
 
 def _run_in_process(config: Config, run_dir: contract.RunDir, address: str, strategy,
                     state: RunState, threads: List[threading.Thread], observation_spec,
-                    action_spec) -> None:
+                    action_spec, resume: Optional[Callable] = None) -> None:
   """The learner in this thread; the final checkpoint and exports when the run stops."""
   from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
   from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
@@ -92,6 +100,8 @@ def _run_in_process(config: Config, run_dir: contract.RunDir, address: str, stra
     threads.append(_start("ppo_stop", state, _end_ppo_wait_when_done, address, state))
   else:
     learner = DqnLearner(config, run_dir, address, strategy, time_step_spec, action_tensor_spec)
+  if resume is not None:
+    resume(learner)
   _start_collection(config, run_dir, address, state, threads)
   _write_pid(run_dir, "learner", 0)
   try:
@@ -100,15 +110,38 @@ def _run_in_process(config: Config, run_dir: contract.RunDir, address: str, stra
     state.fail(e)
     raise
   if state.interrupted:  # Ctrl-C or SIGTERM (launch/signals.py): keep the learner's progress
-    learner.save_checkpoint()
+    learner.save_checkpoint(state)
     return
   _wait_for_final_eval(state)
   if state.error is not None:
     raise state.error
   if state.solved_weights is not None:
     learner.load_weights(state.solved_weights)
-  learner.save_checkpoint()
+  learner.save_checkpoint(state)
   learner.export(final=True)
+
+
+def _resume(learner, server, run_dir: contract.RunDir, progress: Progress,
+            state: RunState) -> None:
+  """Puts the learner and the run's counters back; says what came back."""
+  restored = learner.restore()
+  if restored is None:
+    raise ReverieError(f"--resume {run_dir.root}: no checkpoint in {run_dir.checkpoints}; "
+                       "nothing to resume, start a new run")
+  for path, why in restored["skipped"]:
+    progress.note(f"checkpoint {pathlib.Path(path).name} is unreadable ({why}); left as it is, "
+                  f"resuming from {pathlib.Path(restored['path']).name}")
+  with state.lock:
+    state.train_step = restored["train_step"]
+    state.env_steps, state.episodes = restored["env_steps"], restored["episodes"]
+    state.evals = restored["evals"]
+    if state.env_steps >= state.max_env_steps:
+      state.collection_done.set()
+  items = replay_items(server)
+  progress.note(f"resumed from train step {restored['train_step']:,}, env step "
+                f"{restored['env_steps']:,}; replay restored: {items:,} items")
+  from reverie.launch import lineage  # pylint: disable=g-import-not-at-top
+  lineage.append_resume(run_dir, sys.argv, restored["train_step"])
 
 
 def _run_with_workers(config: Config, run_dir: contract.RunDir, address: str, state: RunState,

@@ -66,7 +66,7 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
       rollout.add(sampled, info, None)  # the bootstrap step: its value closes the last advantage
       rollouts.append_item(writer, {"trajectory": rollout.take(), "version": np.int64(used)},
                            tables)
-      flush_writer(writer, state, pending_items=0)
+      flush_writer(writer, state, pending_items=0, client=client)
   finally:
     close_writer(writer)
     env.close()

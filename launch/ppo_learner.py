@@ -121,6 +121,14 @@ class PpoLearner(LearnerBase):
     self.pushed_variables = ppo_agent.policy_variables(self.agent)
     self._start_outputs(server_address)
 
+  def restore(self) -> Optional[dict]:
+    """As LearnerBase.restore; rollouts older than the restored version are stale."""
+    restored = super().restore()
+    if restored is not None:
+      self._versions = [restored["train_step"]]
+      self.min_version.assign(restored["train_step"])
+    return restored
+
   def train_iteration(self) -> Optional[Dict[str, float]]:
     """One policy version: epochs over every actor's rollout; then the next version is accepted."""
     self._sums.assign(tf.zeros(len(_METRICS)))

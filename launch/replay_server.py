@@ -63,7 +63,11 @@ def _ppo_tables(config: Config, observation_spec, action_spec):
 
 def start_replay_server(config: Config, run_dir: contract.RunDir, port: int, observation_spec,
                         action_spec) -> reverb.Server:
-  """Starts the server in this process; it serves until `.stop()`."""
+  """Starts the server in this process; it serves until `.stop()`.
+
+  Reverb's checkpointer loads the newest complete checkpoint in RUN_DIR/replay
+  when there is one (a resumed run), and writes new ones there.
+  """
   tables = make_tables(config, observation_spec, action_spec)
   checkpointer = reverb.checkpointers.DefaultCheckpointer(path=str(run_dir.replay))
   server = reverb.Server(tables, port=port, checkpointer=checkpointer)
@@ -72,10 +76,34 @@ def start_replay_server(config: Config, run_dir: contract.RunDir, port: int, obs
   return server
 
 
+def replay_items(server: reverb.Server) -> int:
+  """Items in the server's experience tables (the variables table aside)."""
+  info = server.localhost_client().server_info()
+  return sum(table.current_size for name, table in info.items()
+             if name != contract.VARIABLES_TABLE)
+
+
+def checkpoint_replay(server: reverb.Server) -> None:
+  """Writes a Reverb checkpoint into RUN_DIR/replay; logs and goes on if it cannot."""
+  started = time.monotonic()
+  try:
+    path = server.localhost_client().checkpoint()
+  except (reverb.errors.ReverbError, RuntimeError, ValueError) as e:
+    log.warning("replay checkpoint failed: %s", e)
+    return
+  log.info("replay checkpoint %s (%d items) in %.2f s", path, replay_items(server),
+           time.monotonic() - started)
+
+
 def run_replay_server(server: reverb.Server, run_dir: contract.RunDir, state: RunState,
-                      interval_seconds: float = 2.0) -> None:
-  """Writes replay/size and insert and sample rates to TensorBoard until the run stops."""
+                      checkpoint_interval_seconds: float, interval_seconds: float = 2.0) -> None:
+  """Writes replay/size and insert and sample rates to TensorBoard until the run stops.
+
+  Checkpoints the tables into RUN_DIR/replay every `checkpoint_interval_seconds`
+  (the launcher writes one more at shutdown).
+  """
   client = server.localhost_client()
+  next_checkpoint = time.monotonic() + checkpoint_interval_seconds
   tables = client.server_info()
   table = next(t for t in sorted(tables)  # the DQN table, or the first PPO training queue
                if t == contract.EXPERIENCE_TABLE or t.startswith(contract.PPO_TRAIN_TABLE))
@@ -92,4 +120,7 @@ def run_replay_server(server: reverb.Server, run_dir: contract.RunDir, state: Ru
         tf.summary.scalar("replay/inserts_per_second", (inserts - last[0]) / (now - last_time))
         tf.summary.scalar("replay/samples_per_second", (samples - last[1]) / (now - last_time))
     last_time, last = now, (inserts, samples)
+    if now >= next_checkpoint:
+      checkpoint_replay(server)
+      next_checkpoint = time.monotonic() + checkpoint_interval_seconds
   writer.close()

@@ -40,6 +40,19 @@ def test_missing_config_file(tmp_path):
   assert_one_line_error(result, "nope.yaml", "not found")
 
 
+def test_resume_needs_a_run_with_checkpoints(tmp_path):
+  result = run_cli("train", "--resume", tmp_path / "nothing", cwd=REPO)
+  assert_one_line_error(result, "--resume", "nothing", "does not exist")
+  run_dir = tmp_path / "fresh"
+  (run_dir / "checkpoints").mkdir(parents=True)
+  (run_dir / "config.yaml").write_text((REPO / "configs" / "dqn_cartpole.yaml").read_text())
+  result = run_cli("train", "--resume", run_dir, cwd=REPO)
+  assert_one_line_error(result, "--resume", "no checkpoint in", "start a new run")
+  assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml"]
+  result = run_cli("train", cwd=REPO)
+  assert_one_line_error(result, "give a CONFIG", "--resume RUN_DIR")
+
+
 def test_malformed_yaml_names_the_line(tmp_path):
   path = tmp_path / "bad.yaml"
   path.write_text("seed: 0\nlearner:\n  batch_size: [64\n")

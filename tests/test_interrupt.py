@@ -35,3 +35,6 @@ def test_signal_stops_training(tmp_path, sig, code, status):
   record = json.loads((run_dir / "status.json").read_text())
   assert record["status"] == status
   assert record["env_steps"] > 0
+  # Both the learner and the replay are checkpointed on the way out (resumable).
+  assert list((run_dir / "checkpoints").glob("*.index"))
+  assert list((run_dir / "replay").glob("*/DONE")), list((run_dir / "replay").iterdir())
