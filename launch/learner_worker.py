@@ -1,6 +1,6 @@
 """Learner role as a process: one of `strategy.workers` under MultiWorkerMirroredStrategy.
 
-    TF_CONFIG=... python -m reverie.launch.learner_worker RUN_DIR REPLAY_ADDRESS
+    TF_CONFIG=... python -m reverie.launch.learner_worker RUN_DIR REPLAY_ADDRESS [--remote]
 
 Every worker builds the same learner from RUN_DIR/config.yaml, reads its own
 Reverb dataset and trains in lockstep with the others. All of them save
@@ -16,6 +16,9 @@ The launcher (launch/local_workers.py) talks to a worker through pipes:
           it trains, {"done": train_step} at the end, {"error", "exit_code"}.
 Between calls the workers agree on stopping with one all-reduce, so they
 always run the same number of collective steps.
+
+`--remote` is for a worker started by hand on another host (docs/multi_gpu.md):
+it takes no orders on stdin and stops when the chief does.
 """
 
 import json
@@ -50,12 +53,14 @@ class StopRequest:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  run_root, address = (argv if argv is not None else sys.argv[1:])[:2]
+  args = argv if argv is not None else sys.argv[1:]
+  run_root, address = args[:2]
+  remote = "--remote" in args[2:]
   logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                       format="%(asctime)s %(levelname)s %(message)s")
   from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
   try:
-    step = _train(pathlib.Path(run_root), address)
+    step = _train(pathlib.Path(run_root), address, remote)
   except (ReverieError, TrainingFailed) as e:
     _report({"error": str(e), "exit_code": e.exit_code})
     logging.getLogger("reverie.learner").error("%s", e)
@@ -64,7 +69,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   return 0
 
 
-def _train(run_root: pathlib.Path, address: str) -> int:
+def _train(run_root: pathlib.Path, address: str, remote: bool) -> int:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
   from reverie.launch import strategy as strategy_lib  # pylint: disable=g-import-not-at-top
@@ -82,7 +87,8 @@ def _train(run_root: pathlib.Path, address: str) -> int:
     run_dir = contract.RunDir(run_root if index == 0 else scratch)
     learner = _make_learner(config, run_dir, address, strategy)
     request = StopRequest()
-    threading.Thread(target=request.read, args=(sys.stdin,), daemon=True).start()
+    if not remote:
+      threading.Thread(target=request.read, args=(sys.stdin,), daemon=True).start()
     return _run(learner, strategy, request, chief=index == 0)
 
 
@@ -108,8 +114,11 @@ def _run(learner, strategy, request: StopRequest, chief: bool) -> int:
   from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
 
   def agreed_stop() -> bool:  # one all-reduce per call, on every worker
-    flag = strategy.run(lambda: tf.constant(1.0 if request.event.is_set() else 0.0))
-    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, flag, axis=None).numpy() > 0)
+    flags = strategy.run(lambda: tf.constant(
+        [float(request.event.is_set()), float(request.interrupted)]))
+    stop, interrupted = strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None).numpy()
+    request.interrupted = bool(interrupted > 0)  # every worker then saves the same way
+    return bool(stop > 0)
 
   state = RunState(max_env_steps=learner.config.run.max_env_steps)
   if chief:

@@ -46,15 +46,14 @@ class LearnerWorkers:
   def __init__(self, config: Config, run_dir: contract.RunDir, replay_address: str,
                state: RunState):
     self._state, self._run_dir = state, run_dir
-    count = config.strategy.workers
-    ports = [portpicker.pick_unused_port() for _ in range(count)]
-    gpus = _gpu_shares(count)
+    tf_configs = _cluster(config.strategy.workers)
+    gpus = _gpu_shares(len(tf_configs))
     self._stopping = False
     self._errors: dict = {}
     self._done: dict = {}
     self._procs: List[subprocess.Popen] = []
-    for index in range(count):
-      env = {**os.environ, "TF_CONFIG": json.dumps(tf_config(ports, index)),
+    for index, worker_tf_config in enumerate(tf_configs):
+      env = {**os.environ, "TF_CONFIG": json.dumps(worker_tf_config),
              "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
              "PYTHONUNBUFFERED": "1"}
       if gpus is not None:
@@ -73,8 +72,9 @@ class LearnerWorkers:
       pid_path.write_text(f"{proc.pid}\n")
       threading.Thread(target=self._read, args=(index, proc), name=f"learner_{index}_reader",
                        daemon=True).start()
-    log.info("learner: %d worker processes on 127.0.0.1 ports %s (TensorFlow's collective "
-             "servers listen on every interface)", count, ports)
+    log.info("learner: %d local worker processes of the cluster %s (TensorFlow's collective "
+             "servers listen on every interface)", len(tf_configs),
+             tf_configs[0]["cluster"]["worker"])
 
   def _read(self, index: int, proc: subprocess.Popen) -> None:
     for line in proc.stdout:
@@ -158,6 +158,33 @@ class LearnerWorkers:
     return TrainingFailed(
         f"learner worker {index} exited with code {code} ({_last_line(self._run_dir, index)}); "
         f"the run stopped, see {self._run_dir.log('learner', index)}")
+
+
+def _cluster(workers: int) -> List[dict]:
+  """The TF_CONFIG of each worker this host starts.
+
+  Without TF_CONFIG in the environment: `workers` workers on free ports of
+  127.0.0.1. With one (several hosts, docs/multi_gpu.md): its cluster, and
+  only its own task here, which must be the chief (worker 0); the user starts
+  the others on their hosts with `learner_worker ... --remote`.
+  """
+  raw = os.environ.get("TF_CONFIG")
+  if not raw:
+    ports = [portpicker.pick_unused_port() for _ in range(workers)]
+    return [tf_config(ports, index) for index in range(workers)]
+  try:
+    given = json.loads(raw)
+    addresses, task = given["cluster"]["worker"], given["task"]
+  except (ValueError, KeyError, TypeError) as e:
+    raise ReverieError(f"TF_CONFIG: not a cluster spec with workers ({e}); see "
+                       "docs/multi_gpu.md") from None
+  if len(addresses) != workers:
+    raise ReverieError(f"strategy.workers: {workers}, but TF_CONFIG names {len(addresses)} "
+                       "workers; give the same count")
+  if task.get("type") != "worker" or task.get("index") != 0:
+    raise ReverieError("TF_CONFIG: the host that runs `reverie train` runs the chief; give it "
+                       '"task": {"type": "worker", "index": 0}')
+  return [given]
 
 
 def _gpu_shares(count: int) -> Optional[List[str]]:

@@ -102,3 +102,49 @@ def test_a_dead_worker_stops_the_run(tmp_path):
 def _trained(run_dir) -> bool:
   events = list((run_dir / "tb" / "learner").glob("events*"))
   return bool(events) and "learner/loss" in scalars(run_dir, "learner")
+
+
+def test_two_hosts_by_tf_config(tmp_path):
+  """Two "hosts" on 127.0.0.1: `reverie train` with TF_CONFIG runs the chief; the other
+  worker is started by hand (`learner_worker --remote`) with its own copy of the config."""
+  import sys  # pylint: disable=g-import-not-at-top
+  import portpicker  # pylint: disable=g-import-not-at-top
+  ports, replay_port = [portpicker.pick_unused_port() for _ in range(2)], portpicker.pick_unused_port()
+  cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+  tf_config = lambda index: json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+  run_dir, other_host = tmp_path / "run", tmp_path / "other_host"
+  environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+  chief = subprocess.Popen(
+      [str(REVERIE), "train", "dqn_cartpole", "--run-dir", str(run_dir), *SHORT_RUN,
+       "--set", "strategy.kind=multi_worker", "--set", "strategy.workers=2",
+       "--set", f"replay.port={replay_port}"],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env={**environment, "TF_CONFIG": tf_config(0)})
+  remote = None
+  try:
+    deadline = time.monotonic() + 60
+    while not (run_dir / "config.yaml").is_file():
+      assert chief.poll() is None and time.monotonic() < deadline, chief.stderr.read()
+      time.sleep(0.1)
+    other_host.mkdir()
+    (other_host / "config.yaml").write_text((run_dir / "config.yaml").read_text())
+    with open(tmp_path / "remote.log", "w") as log:
+      remote = subprocess.Popen(
+          [sys.executable, "-m", "reverie.launch.learner_worker", str(other_host),
+           f"localhost:{replay_port}", "--remote"],
+          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
+          env={**environment, "TF_CONFIG": tf_config(1)})
+    stdout, stderr = chief.communicate(timeout=240)
+    remote_out, _ = remote.communicate(timeout=60)
+  finally:
+    chief.kill()
+    if remote is not None:
+      remote.kill()
+  assert chief.returncode == 0, stdout + stderr
+  assert remote.returncode == 0, (tmp_path / "remote.log").read_text()[-3000:]
+  status = json.loads((run_dir / "status.json").read_text())
+  assert json.loads(remote_out.strip().splitlines()[-1]) == {"done": status["train_step"]}
+  assert _one_replica_count(run_dir) == 2
+  assert (run_dir / "policies" / "greedy.tflite").is_file()
+  assert sorted(p.name for p in other_host.iterdir()) == ["config.yaml"]
+  assert not (run_dir / "pids" / "learner_1").exists()  # not this host's process
