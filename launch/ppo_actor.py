@@ -21,7 +21,7 @@ from reverie.agents.ppo import rollouts
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
 from reverie.launch.actor import EpisodeStats, check_batch, close_writer, flush_writer
-from reverie.launch.config_schema import Config, learner_workers
+from reverie.launch.config_schema import Config, learner_workers, ppo_frames_per_version
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.actor")
@@ -30,7 +30,11 @@ _VERSION_POLL_SECONDS = 0.005
 
 def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: contract.RunDir,
                   state: RunState) -> None:
-  """Collects rollouts until the run stops or reaches `run.max_env_steps`."""
+  """Collects rollouts until the run stops or one more version would pass `run.max_env_steps`.
+
+  Under multi_worker (held actors) it collects until released, past the budget
+  if need be: a learner worker may be waiting for the next version's data.
+  """
   lanes = config.actor.envs_per_actor
   env = make_batched_env(config.env.id, lanes, config.env.max_episode_steps)
   agent = ppo_agent.make_acting_agent(config.agent, env.observation_spec, env.action_spec,
@@ -49,10 +53,15 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
   rollout = rollouts.RolloutBuilder(config.agent.rollout_steps, observation)
   used = -1
   tables = contract.all_ppo_tables(learner_workers(config))
+  frames, start, rollouts_written = ppo_frames_per_version(config), state.env_steps, 0
   log.info("actor %d: %d environments of %s, %d steps per rollout", index, lanes, config.env.id,
            config.agent.rollout_steps)
   try:
     while not state.actors_should_stop():
+      # Every actor makes the same call: the run's env steps after one more version.
+      if not state.hold_actors and start + (rollouts_written + 1) * frames > state.max_env_steps:
+        state.collection_done.set()
+        break
       if not _wait_for_version(container, client, variables, version, used, state):
         break
       used = int(version.numpy())
@@ -67,6 +76,7 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
       rollouts.append_item(writer, {"trajectory": rollout.take(), "version": np.int64(used)},
                            tables)
       flush_writer(writer, state, pending_items=0, client=client)
+      rollouts_written += 1
   finally:
     close_writer(writer)
     env.close()

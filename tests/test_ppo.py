@@ -7,8 +7,7 @@ import tensorflow as tf
 import tensorflow_probability  # noqa: F401  (the PPO SavedModel holds tfp distributions)
 from tf_agents.trajectories import time_step as ts
 
-from conftest import REPO, run_cli
-from test_e2e import scalars
+from conftest import REPO, run_cli, scalars
 
 SHORT_PPO = ["--set", "run.stop_at_return=null", "--set", "eval.episodes=4",
              "--set", "agent.num_epochs=2"]
@@ -42,7 +41,7 @@ def test_pendulum_trains_and_exports_in_bound_actions(tmp_path):
   run_dir = tmp_path / "run"
   result = run_cli("train", "ppo_pendulum", "--run-dir", run_dir, *SHORT_PPO,
                    "--set", "run.max_env_steps=2048", "--set", "eval.interval_steps=1024",
-                   cwd=REPO, timeout=240)
+                   "--set", "agent.rollout_steps=64", cwd=REPO, timeout=240)
   assert result.returncode == 0, result.stdout + result.stderr
   observations = np.random.default_rng(0).uniform(-8, 8, size=(64, 3)).astype(np.float32)
   policy = tf.saved_model.load(str(run_dir / "policies" / "greedy"))
