@@ -7,7 +7,7 @@ CONFIG ?= dqn_cartpole
 RUN_DIR ?= runs/$(CONFIG)-$(shell date +%Y%m%d-%H%M%S)
 EPISODES ?= 20
 
-.PHONY: train test install bench clean
+.PHONY: train test install bench bench-baselines clean
 
 $(BIN)/reverie: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; Reverie needs Python 3.11 on Linux x86_64 (or the container image, see README.md)"; exit 2; }
@@ -26,8 +26,25 @@ train: $(BIN)/reverie
 test: $(BIN)/reverie
 	$(BIN)/python -m pytest -q tests
 
-bench: $(BIN)/reverie
-	$(BIN)/python benchmarks/time_to_solve.py
+# Stable-Baselines3 for benchmarks/time_to_solve_sb3.py, in its own environment (never a
+# dependency of Reverie): torch 2.13.0's CPU wheel (pip finds it on this machine's disk; the check
+# below stops if a CUDA build came in instead), then SB3 and the gymnasium release Reverie runs.
+BASELINES := benchmarks/.venv-baselines
+$(BASELINES)/.installed:
+	test -d $(BASELINES) || $(PYTHON) -m venv $(BASELINES)
+	$(BASELINES)/bin/pip install --quiet --upgrade pip
+	$(BASELINES)/bin/pip install --quiet torch==2.13.0
+	@$(BASELINES)/bin/python -c 'import torch, sys; sys.exit("make: a CUDA build of torch came into $(BASELINES); it needs the CPU wheel" if torch.version.cuda else 0)'
+	$(BASELINES)/bin/pip install --quiet stable-baselines3==2.9.2 gymnasium==1.3.0
+	@$(BASELINES)/bin/python -c 'import torch, stable_baselines3, gymnasium; print("baselines: torch", torch.__version__, "stable-baselines3", stable_baselines3.__version__, "gymnasium", gymnasium.__version__)'
+	touch $@
+
+bench-baselines: $(BASELINES)/.installed
+
+# Every benchmark (about 25 minutes); each writes a new dated section into benchmarks/results/<name>.txt,
+# above the earlier ones, which are kept.
+bench: $(BIN)/reverie $(BASELINES)/.installed
+	$(BIN)/python benchmarks/run_all.py --baselines-python $(BASELINES)/bin/python
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

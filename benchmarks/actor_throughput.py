@@ -1,0 +1,195 @@
+"""Env steps/s of one Reverie DQN actor against its environment alone and env + policy.
+
+Three paths per lane count, CartPole-v1 (configs/dqn_cartpole.yaml otherwise):
+  env            the batched gymnasium vector env (envs/batched.py), random actions
+  env+policy     the same env stepped with the actor's EpsilonGreedy policy (epsilon 0.05)
+  actor          launch/actor.run_actor itself in a thread: policy, env, n-step
+                 accumulator, Reverb writer into a real in-process Reverb server (the
+                 experience table's signature; a MinSize(1) rate limiter that never
+                 blocks inserts), weight pulls and TensorBoard summaries
+Each counts lanes x vector steps. The rounds alternate the paths; the table
+quotes medians and the ratio of the actor to env+policy measured in the same
+invocation.
+
+    python benchmarks/actor_throughput.py [--lanes 1 16 64 256] [--rounds 5] [--seconds 2]
+
+Targets (issue 9): actor >= 0.8 x env+policy at 64 and 256 lanes; >= 100,000
+env steps/s at 256 lanes.
+"""
+
+import argparse
+import math
+import os
+import statistics
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # pylint: disable=g-import-not-at-top
+import reverb  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from reverie.agents.dqn import agent as dqn_agent  # pylint: disable=g-import-not-at-top
+from reverie.agents.dqn import transitions  # pylint: disable=g-import-not-at-top
+from reverie.agents import replay  # pylint: disable=g-import-not-at-top
+from reverie.envs.registry import make_batched_env  # pylint: disable=g-import-not-at-top
+from reverie.launch import actor as actor_lib  # pylint: disable=g-import-not-at-top
+from reverie.launch import contract  # pylint: disable=g-import-not-at-top
+from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
+
+_WARMUP_SECONDS = 0.5
+
+
+class _CountingEnv:
+  """A batched env that counts lanes x vector steps (read from another thread)."""
+
+  def __init__(self, env):
+    self._env, self.lane_steps = env, 0
+
+  def __getattr__(self, name):
+    return getattr(self._env, name)
+
+  def step(self, actions):
+    self.lane_steps += self._env.num_envs
+    return self._env.step(actions)
+
+
+def _measure(counter, seconds: float) -> float:
+  """Lane steps/s of `counter` over `seconds`, after it has started and warmed up."""
+  while counter() == 0:
+    time.sleep(0.01)
+  time.sleep(_WARMUP_SECONDS)
+  start_steps, started = counter(), time.perf_counter()
+  time.sleep(seconds)
+  return (counter() - start_steps) / (time.perf_counter() - started)
+
+
+def env_only(lanes: int, seconds: float) -> float:
+  env = _CountingEnv(make_batched_env("CartPole-v1", lanes))
+  rng = np.random.default_rng(0)
+  env.reset(seed=0)
+  high = env.action_spec.maximum + 1
+  started = time.perf_counter()
+  while time.perf_counter() - started < _WARMUP_SECONDS:
+    env.step(rng.integers(0, high, lanes))
+  env.lane_steps, started = 0, time.perf_counter()
+  while time.perf_counter() - started < seconds:
+    env.step(rng.integers(0, high, lanes))
+  rate = env.lane_steps / (time.perf_counter() - started)
+  env.close()
+  return rate
+
+
+def env_policy(config, lanes: int, seconds: float) -> float:
+  env = _CountingEnv(make_batched_env("CartPole-v1", lanes))
+  network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
+  network.create_variables()
+  policy = dqn_agent.EpsilonGreedy(network, env.observation_spec, env.action_spec, seed=0)
+  policy.refresh()
+  observation = env.reset(seed=0)
+  started = time.perf_counter()
+  while time.perf_counter() - started < _WARMUP_SECONDS:
+    observation = env.step(policy.act(observation, 0.05)).observation
+  env.lane_steps, started = 0, time.perf_counter()
+  while time.perf_counter() - started < seconds:
+    observation = env.step(policy.act(observation, 0.05)).observation
+  rate = env.lane_steps / (time.perf_counter() - started)
+  env.close()
+  return rate
+
+
+def start_server(config) -> reverb.Server:
+  """The experience table as the replay server makes it, but with inserts that never block."""
+  lanes, steps = config.actor.envs_per_actor, config.replay.steps_per_item
+  env = make_batched_env("CartPole-v1", 1)
+  signature = transitions.item_signature(env.observation_spec, env.action_spec, lanes, steps)
+  network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
+  network.create_variables()
+  env.close()
+  variables = {contract.POLICY_KEY: network.variables,
+               contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
+  experience = reverb.Table(
+      contract.EXPERIENCE_TABLE, sampler=reverb.selectors.Uniform(),
+      remover=reverb.selectors.Fifo(), max_size=math.ceil(config.replay.max_size / (lanes * steps)),
+      rate_limiter=reverb.rate_limiters.MinSize(1), signature=signature)
+  server = reverb.Server([experience, replay.variables_table(contract.VARIABLES_TABLE, variables)])
+  replay.variable_container(f"localhost:{server.port}", contract.VARIABLES_TABLE).push(variables)
+  return server
+
+
+def actor(config, server: reverb.Server, root: str, seconds: float) -> float:
+  """launch/actor.run_actor in a thread; its env counts the steps."""
+  envs = []
+
+  def counting_env(*args, **kwargs):
+    envs.append(_CountingEnv(make_batched_env(*args, **kwargs)))
+    return envs[-1]
+
+  state = RunState(max_env_steps=10**12)
+  run_dir = contract.RunDir(tempfile.mkdtemp(dir=root))
+  original = actor_lib.make_batched_env
+  actor_lib.make_batched_env = counting_env
+  errors = []
+
+  def run():
+    try:
+      actor_lib.run_actor(config, 0, f"localhost:{server.port}", run_dir, state)
+    except BaseException as e:  # pylint: disable=broad-except
+      errors.append(e)
+      raise
+
+  thread = threading.Thread(target=run, name="bench_actor")
+  try:
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not envs and not errors and thread.is_alive():
+      if time.monotonic() > deadline:
+        raise RuntimeError("run_actor made no env through launch/actor.make_batched_env in 60 s")
+      time.sleep(0.01)
+    if errors:
+      raise errors[0]
+    rate = _measure(lambda: envs[0].lane_steps, seconds)
+  finally:
+    state.request_stop("benchmark done")
+    thread.join()
+    actor_lib.make_batched_env = original
+  if errors:
+    raise errors[0]
+  return rate
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--lanes", type=int, nargs="+", default=[1, 16, 64, 256])
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+  parser.add_argument("--set", action="append", default=[],
+                      help="extra config overrides (KEY=VALUE), e.g. actor.weight_update_interval_steps")
+  args = parser.parse_args()
+  print(f"# one DQN actor (configs/dqn_cartpole.yaml, CartPole-v1), env steps/s, median of "
+        f"{args.rounds} alternating rounds of {args.seconds:g} s, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d')}" + (f"; --set {' '.join(args.set)}" if args.set else ""),
+        flush=True)
+  print(f"{'lanes':>5} {'env':>9} {'env+policy':>10} {'actor':>9} {'actor/env+pol':>13} "
+        f"{'actor min':>9} {'actor max':>9}", flush=True)
+  with tempfile.TemporaryDirectory(prefix="reverie-bench-") as root:
+    for lanes in args.lanes:
+      config = load_config("dqn_cartpole", [*args.set, f"actor.envs_per_actor={lanes}"]).config
+      server = start_server(config)
+      rates = {"env": [], "env+policy": [], "actor": []}
+      for _ in range(args.rounds):
+        rates["env"].append(env_only(lanes, args.seconds))
+        rates["env+policy"].append(env_policy(config, lanes, args.seconds))
+        rates["actor"].append(actor(config, server, root, args.seconds))
+      server.stop()
+      env, policy, ours = (statistics.median(rates[k]) for k in ("env", "env+policy", "actor"))
+      print(f"{lanes:>5} {env:>9,.0f} {policy:>10,.0f} {ours:>9,.0f} {ours / policy:>13.2f} "
+            f"{min(rates['actor']):>9,.0f} {max(rates['actor']):>9,.0f}", flush=True)
+  print("(lanes x vector steps per second; targets: actor/env+policy >= 0.8 at 64 and 256 lanes, "
+        "actor >= 100,000 at 256 lanes)")
+
+
+if __name__ == "__main__":
+  main()
