@@ -2,7 +2,7 @@
 
 import itertools
 import threading
-from typing import Any
+from typing import Any, Optional
 
 import reverb
 import tensorflow as tf
@@ -13,17 +13,29 @@ _client_lock = threading.Lock()
 
 
 def uniform_table(name: str, signature: Any, max_items: int, min_items: int,
-                  samples_per_insert: float, error_buffer_items: float) -> reverb.Table:
+                  samples_per_insert: float, error_buffer_items: float,
+                  priority_exponent: Optional[float] = None) -> reverb.Table:
   """An experience replay table: uniform sampling, FIFO removal, a sample/insert ratio.
 
   `SampleToInsertRatio` keeps learning and collection at the configured ratio
   whatever their speeds; `error_buffer_items` is how far either may run ahead.
+  With `priority_exponent` (alpha), items are sampled with probability
+  proportional to priority^alpha instead (prioritized replay).
   """
   limiter = reverb.rate_limiters.SampleToInsertRatio(
       samples_per_insert=samples_per_insert, min_size_to_sample=min_items,
       error_buffer=max(error_buffer_items, samples_per_insert + 1))
-  return reverb.Table(name, sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
+  sampler = reverb.selectors.Uniform() if priority_exponent is None else \
+      reverb.selectors.Prioritized(priority_exponent)
+  return reverb.Table(name, sampler=sampler, remover=reverb.selectors.Fifo(),
                       max_size=max_items, rate_limiter=limiter, signature=signature)
+
+
+def tf_client(server_address: str) -> reverb.TFClient:
+  """A TF Reverb client with a name of its own (see `variable_container`), for graph ops."""
+  with _client_lock:
+    name = f"reverie_tf_client_{next(_client_ids)}"
+  return reverb.TFClient(server_address, shared_name=name)
 
 
 def variables_table(name: str, variables: Any) -> reverb.Table:

@@ -33,6 +33,11 @@ class BatchStep:
   started: np.ndarray
 
 
+def clip_rewards(step: BatchStep) -> BatchStep:
+  """The same step with each reward replaced by its sign (what actors train on)."""
+  return dataclasses.replace(step, reward=np.sign(step.reward).astype(np.float32))
+
+
 class BatchedEnv:
   """Interface of the batched environments; see the module docstring."""
 
@@ -60,9 +65,12 @@ class GymnasiumBatchedEnv(BatchedEnv):
   """A gymnasium vector env (its own vectorised version where one exists)."""
 
   def __init__(self, env_id: str, num_envs: int, max_episode_steps: Optional[int] = None,
-               render: bool = False):
+               render: bool = False, wrappers: Optional[Sequence] = None,
+               make_kwargs: Optional[dict] = None):
     import gymnasium  # pylint: disable=g-import-not-at-top
-    kwargs = {}
+    kwargs = dict(make_kwargs or {})
+    if wrappers:  # per-environment wrappers need gymnasium's own vector env
+      kwargs.update(vectorization_mode="sync", wrappers=list(wrappers))
     if max_episode_steps is not None:
       kwargs["max_episode_steps"] = max_episode_steps
     if render:
@@ -143,6 +151,8 @@ def space_to_spec(space, name: str) -> array_spec.ArraySpec:
                                        int(space.start + space.n - 1), name)
   if isinstance(space, spaces.Box):
     dtype = np.float32 if np.issubdtype(space.dtype, np.floating) else space.dtype
-    return array_spec.BoundedArraySpec(space.shape, dtype, space.low.astype(dtype),
-                                       space.high.astype(dtype), name)
+    low, high = space.low.astype(dtype), space.high.astype(dtype)
+    if low.size > 1 and (low == low.flat[0]).all() and (high == high.flat[0]).all():
+      low, high = low.flat[0], high.flat[0]  # pixels: one bound, not one per pixel
+    return array_spec.BoundedArraySpec(space.shape, dtype, low, high, name)
   raise ValueError(f"{name} space {space} is not supported: Reverie takes Box and Discrete spaces")

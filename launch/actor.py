@@ -1,7 +1,8 @@
 """Actor role: steps a batch of environments and writes n-step transitions to Reverb.
 
 One batched policy call per vector step, one Reverb item every
-`replay.steps_per_item` vector steps (see agents/dqn/transitions.py), fresh weights from the
+`replay.steps_per_item` vector steps (agents/dqn/writer.py; pixels are stored
+as single frames, agents/dqn/frames.py), fresh weights from the
 variables table every `actor.weight_update_interval_steps` env steps.
 """
 
@@ -16,8 +17,8 @@ import tensorflow as tf
 
 from reverie.agents import replay
 from reverie.agents.dqn import agent as dqn_agent
-from reverie.agents.dqn import transitions
-from reverie.envs.batched import BatchStep
+from reverie.agents.dqn.writer import ReplayWriter
+from reverie.envs.batched import BatchStep, clip_rewards
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
 from reverie.launch.config_schema import Config
@@ -34,7 +35,8 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
               state: RunState) -> None:
   """Collects until the run stops or reaches `run.max_env_steps`."""
   lanes = config.actor.envs_per_actor
-  env = make_batched_env(config.env.id, lanes, config.env.max_episode_steps)
+  env = make_batched_env(config.env.id, lanes, config.env.max_episode_steps,
+                         env_config=config.env, training=True)
   network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
   network.create_variables()
   policy = dqn_agent.EpsilonGreedy(network, env.observation_spec, env.action_spec,
@@ -45,15 +47,15 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
   container.update(variables)
   policy.refresh()
   client = reverb.Client(server_address)
-  steps_per_item = config.replay.steps_per_item
-  writer = client.trajectory_writer(num_keep_alive_refs=steps_per_item)
   stats = EpisodeStats(lanes, run_dir, index)
 
   observation = env.reset(seed=config.seed * 1000 + index * lanes)
   check_batch(observation, env.observation_spec, lanes, f"actor {index} observation")
-  nstep = transitions.NStepAccumulator(lanes, config.agent.n_step_update, config.agent.gamma,
-                                       observation)
-  since_pull, appended = 0, 0
+  replay_writer = ReplayWriter(client, contract.EXPERIENCE_TABLE, env.observation_spec,
+                               env.action_spec, observation, config.replay.steps_per_item,
+                               config.agent.n_step_update, config.agent.gamma)
+  writer = replay_writer.writer
+  since_pull = 0
   log.info("actor %d: %d environments of %s", index, lanes, config.env.id)
   try:
     while not state.actors_should_stop():
@@ -61,11 +63,9 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
       action = policy.act(observation, epsilon)
       step = env.step(action)
       observation = step.observation
-      writer.append(nstep.add(action, step))
-      appended += 1
-      if appended % steps_per_item == 0:
-        writer.create_item(contract.EXPERIENCE_TABLE, 1.0,
-                           {k: writer.history[k][-steps_per_item:] for k in transitions.COLUMNS})
+      replay_writer.add(action, clip_rewards(step) if config.env.clip_rewards else step)
+      if replay_writer.item_ready():
+        replay_writer.create_item()
         flush_writer(writer, state, client=client)
       since_pull += stats.add(step, state)
       if since_pull >= config.actor.weight_update_interval_steps:

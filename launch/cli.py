@@ -206,7 +206,7 @@ def _check_env(config) -> None:
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
   check_available(config)
   try:
-    observation_space, action_space = env_spaces(config.env.id)
+    observation_space, action_space = env_spaces(config.env.id, config.env)
   except UnknownEnvironment as e:
     raise ReverieError(f"env.id: {e}") from None
   check_agent_spaces(config, observation_space, action_space)

@@ -16,6 +16,7 @@ from reverie.envs.config import EnvConfig
 AGENT_CONFIGS = {"dqn": DqnConfig, "ppo": PpoConfig}
 DISCRETE_ACTIONS_ONLY = ("dqn",)
 LAUNCHERS = ("local",)
+SAMPLERS = ("uniform", "prioritized")
 STRATEGY_KINDS = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -75,6 +76,9 @@ class ReplayConfig:
     steps_per_item: Vector steps of one actor in one Reverb item; wider items make sampling cheaper.
     rate_limiter_timeout_seconds: How long the learner waits for data before it checks whether the run ended.
     checkpoint_interval_seconds: Seconds between replay checkpoints in RUN_DIR/replay (one more at shutdown).
+    sampler: DQN: uniform, or prioritized by TD error (Schaul et al. 2016; one priority per Reverb item).
+    priority_exponent: prioritized: alpha, sampling probability proportional to priority^alpha.
+    importance_sampling_exponent: prioritized: beta of the importance weights (N * P)^-beta in the loss.
   """
 
   port: Optional[int] = None
@@ -84,8 +88,17 @@ class ReplayConfig:
   steps_per_item: int = 4
   rate_limiter_timeout_seconds: float = 1.0
   checkpoint_interval_seconds: float = 300.0
+  sampler: str = "uniform"
+  priority_exponent: float = 0.6
+  importance_sampling_exponent: float = 0.4
 
   def __post_init__(self):
+    _check(self.sampler in SAMPLERS, "sampler",
+           f"must be one of {', '.join(SAMPLERS)}, got {self.sampler}")
+    _check(0 <= self.priority_exponent <= 1, "priority_exponent",
+           f"must be in [0, 1], got {self.priority_exponent}")
+    _check(0 <= self.importance_sampling_exponent <= 1, "importance_sampling_exponent",
+           f"must be in [0, 1], got {self.importance_sampling_exponent}")
     _check(self.port is None or 1 <= self.port <= 65535, "port",
            f"must be in 1..65535 or null, got {self.port}")
     _check(self.max_size >= 1, "max_size", f"must be >= 1, got {self.max_size}")

@@ -60,7 +60,8 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
   Stops the run when the average return reaches `run.stop_at_return` on
   `eval.episodes` episodes and again on as many episodes with other seeds.
   """
-  env = make_batched_env(config.env.id, config.eval.episodes, config.env.max_episode_steps)
+  env = make_batched_env(config.env.id, config.eval.episodes, config.env.max_episode_steps,
+                         env_config=config.env)
   pulled, refresh, act = _greedy_policy(config, env)
   train_step = tf.Variable(0, dtype=tf.int64)
   variables = {contract.POLICY_KEY: pulled, contract.TRAIN_STEP_KEY: train_step}

@@ -109,6 +109,9 @@ class DqnLearner(LearnerBase):
     log.info("batch size %d: %d per replica on %d replicas", config.learner.batch_size,
              per_replica, replicas)
     self.observation_spec = time_step_spec.observation
+    self.prioritized = config.replay.sampler == "prioritized"
+    # Prioritized replay: TD errors become item priorities after every train step.
+    self._priorities = replay.tf_client(server_address) if self.prioritized else None
     timeout_ms = int(config.replay.rate_limiter_timeout_seconds * 1000)
     if strategy_lib.worker_count(strategy) > 1:
       # A worker whose sample timed out would leave the others inside a collective
@@ -116,7 +119,9 @@ class DqnLearner(LearnerBase):
       # every worker has stopped.
       timeout_ms = -1
     self._dataset_fn = lambda: transitions.make_dataset(
-        server_address, contract.EXPERIENCE_TABLE, per_replica, timeout_ms)
+        server_address, contract.EXPERIENCE_TABLE, per_replica, timeout_ms,
+        config.agent.n_step_update,
+        config.replay.importance_sampling_exponent if self.prioritized else None)
     with strategy.scope():
       self.train_step = train_utils.create_train_step()
       self.agent, self.network = dqn_agent.make_agent(config.agent, time_step_spec, action_spec,
@@ -136,6 +141,7 @@ class DqnLearner(LearnerBase):
           # its own; every call gets this role's iterator (remade after a timeout).
           checkpoint_interval=-1, summary_interval=0, strategy=strategy,
           run_optimizer_variable_init=False,
+          use_kwargs_in_agent_train=self.prioritized,  # train(experience=, weights=)
           after_train_strategy_step_fn=tf.autograph.experimental.do_not_convert(
               self._count_applied_step))
     self.iterator = self._new_iterator()
@@ -173,9 +179,13 @@ class DqnLearner(LearnerBase):
     return [self.train_step, self.agent._optimizer.iterations]  # pylint: disable=protected-access
 
   def _count_applied_step(self, experience, loss_info) -> None:
-    del experience
     with tf.control_dependencies([loss_info.loss]):  # runs only once the step had data
       self.applied_steps.assign_add(1)
+    if self._priorities is not None:
+      _, sample_info = experience
+      keys, priorities = transitions.item_priorities(sample_info["key"],
+                                                     loss_info.extra.td_error)
+      self._priorities.update_priorities(contract.EXPERIENCE_TABLE, keys, priorities)
 
 
 def run_learner(learner: LearnerBase, state: RunState,

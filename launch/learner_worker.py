@@ -98,7 +98,7 @@ def _make_learner(config, run_dir, address: str, strategy):
   from reverie.envs.registry import make_batched_env  # pylint: disable=g-import-not-at-top
   from reverie.launch.learner import DqnLearner  # pylint: disable=g-import-not-at-top
   from reverie.launch.ppo_learner import PpoLearner  # pylint: disable=g-import-not-at-top
-  env = make_batched_env(config.env.id, 1, config.env.max_episode_steps)
+  env = make_batched_env(config.env.id, 1, config.env.max_episode_steps, env_config=config.env)
   observation_spec, action_spec = env.observation_spec, env.action_spec
   env.close()
   time_step_spec = tensor_spec.from_spec(ts.time_step_spec(observation_spec))

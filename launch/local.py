@@ -49,7 +49,8 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
   threading.current_thread().name = "launcher_0" if workers else "learner_0"
   _configure_tensorflow(config)
   port = config.replay.port or portpicker.pick_unused_port()
-  env: BatchedEnv = make_batched_env(config.env.id, 1, config.env.max_episode_steps)
+  env: BatchedEnv = make_batched_env(config.env.id, 1, config.env.max_episode_steps,
+                                          env_config=config.env)
   observation_spec, action_spec = env.observation_spec, env.action_spec
   env.close()
   strategy = None if workers else strategy_lib.make_strategy(config.strategy)
@@ -70,7 +71,7 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
     state.request_stop("shutting down")
     state.actors_released.set()
     _join(threads, timeout_seconds=30)
-    checkpoint_replay(server)
+    checkpoint_replay(server, run_dir, state.train_step)
     server.stop()
 
 

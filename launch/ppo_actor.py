@@ -18,6 +18,7 @@ import tensorflow as tf
 from reverie.agents import replay
 from reverie.agents.ppo import agent as ppo_agent
 from reverie.agents.ppo import rollouts
+from reverie.envs.batched import clip_rewards
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
 from reverie.launch.actor import EpisodeStats, check_batch, close_writer, flush_writer
@@ -36,7 +37,8 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
   if need be: a learner worker may be waiting for the next version's data.
   """
   lanes = config.actor.envs_per_actor
-  env = make_batched_env(config.env.id, lanes, config.env.max_episode_steps)
+  env = make_batched_env(config.env.id, lanes, config.env.max_episode_steps,
+                         env_config=config.env, training=True)
   agent = ppo_agent.make_acting_agent(config.agent, env.observation_spec, env.action_spec,
                                       seed=config.seed)
   policy = ppo_agent.BatchedPolicy(agent, env.observation_spec, env.action_spec, collect=True,
@@ -69,7 +71,7 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
       while not rollout.needs_bootstrap_step:
         to_env, sampled, info = policy.collect(rollout.observation, rollout.step_type)
         step = env.step(to_env)
-        rollout.add(sampled, info, step)
+        rollout.add(sampled, info, clip_rewards(step) if config.env.clip_rewards else step)
         stats.add(step, state)
       _, sampled, info = policy.collect(rollout.observation, rollout.step_type)
       rollout.add(sampled, info, None)  # the bootstrap step: its value closes the last advantage

@@ -1,20 +1,28 @@
 """Replay server role: a Reverb server with the agent's tables, reporting its size.
 
+After every replay checkpoint it also reports the bytes the DQN table keeps
+per transition (replay/bytes_per_transition, launch/replay_bytes.py).
+
 Reverb's server has no bind-address option: it listens on every interface of
 the host. Keep replay ports inside a private network (docs/security.md).
 """
 
 import logging
 import math
+import pathlib
 import time
+from typing import Optional
 
 import reverb
 import tensorflow as tf
 
 from reverie.agents import replay
+from reverie.agents import pixels
 from reverie.agents.dqn import agent as dqn_agent
+from reverie.agents.dqn import frames
 from reverie.agents.dqn import transitions
 from reverie.launch import contract
+from reverie.launch import replay_bytes
 from reverie.launch.config_schema import Config, learner_workers
 from reverie.launch.run_state import RunState
 
@@ -26,7 +34,11 @@ def make_tables(config: Config, observation_spec, action_spec):
   if config.agent.kind == "ppo":
     return _ppo_tables(config, observation_spec, action_spec)
   lanes, steps = config.actor.envs_per_actor, config.replay.steps_per_item
-  signature = transitions.item_signature(observation_spec, action_spec, lanes, steps)
+  if pixels.is_pixels(observation_spec):
+    signature = frames.item_signature(observation_spec, action_spec, lanes, steps,
+                                      config.agent.n_step_update)
+  else:
+    signature = transitions.item_signature(observation_spec, action_spec, lanes, steps)
   per_item = lanes * steps
   items_per_call = config.learner.steps_per_call * config.learner.batch_size / per_item
   experience = replay.uniform_table(
@@ -34,7 +46,9 @@ def make_tables(config: Config, observation_spec, action_spec):
       max_items=math.ceil(config.replay.max_size / per_item),
       min_items=math.ceil(config.replay.min_size / per_item),
       samples_per_insert=config.replay.samples_per_insert,
-      error_buffer_items=4 * items_per_call)
+      error_buffer_items=4 * items_per_call,
+      priority_exponent=(config.replay.priority_exponent
+                         if config.replay.sampler == "prioritized" else None))
   network = dqn_agent.make_q_network(config.agent, observation_spec, action_spec)
   network.create_variables()
   variables = {contract.POLICY_KEY: network.variables,
@@ -83,8 +97,14 @@ def replay_items(server: reverb.Server) -> int:
              if name != contract.VARIABLES_TABLE)
 
 
-def checkpoint_replay(server: reverb.Server) -> None:
-  """Writes a Reverb checkpoint into RUN_DIR/replay; logs and goes on if it cannot."""
+def checkpoint_replay(server: reverb.Server, run_dir: Optional[contract.RunDir] = None,
+                      train_step: int = 0, summary=None) -> None:
+  """Writes a Reverb checkpoint into RUN_DIR/replay; logs and goes on if it cannot.
+
+  With `run_dir`, also measures the DQN table's bytes per transition from the
+  checkpoint (launch/replay_bytes.py): a log line and `replay/bytes_per_transition`
+  at `train_step`, into `summary` or a writer of RUN_DIR/tb/replay_server.
+  """
   started = time.monotonic()
   try:
     path = server.localhost_client().checkpoint()
@@ -93,6 +113,28 @@ def checkpoint_replay(server: reverb.Server) -> None:
     return
   log.info("replay checkpoint %s (%d items) in %.2f s", path, replay_items(server),
            time.monotonic() - started)
+  if run_dir is not None:
+    report_bytes_per_transition(server, path, run_dir, train_step, summary)
+
+
+def report_bytes_per_transition(server: reverb.Server, checkpoint: str, run_dir: contract.RunDir,
+                                train_step: int, summary=None) -> Optional[float]:
+  """Logs and writes the DQN table's stored bytes per transition; None for PPO's queues."""
+  info = server.localhost_client().server_info().get(contract.EXPERIENCE_TABLE)
+  if info is None:
+    return None
+  measured = replay_bytes.table_bytes(pathlib.Path(checkpoint), contract.EXPERIENCE_TABLE)
+  transitions = measured["items"] * info.signature["valid"].shape.num_elements()
+  if not transitions:
+    return None
+  per_transition = measured["chunk_bytes"] / transitions
+  log.info("replay: %.0f bytes per transition (%d transitions in %.1f MB of chunks)",
+           per_transition, transitions, measured["chunk_bytes"] / 1e6)
+  writer = summary or tf.summary.create_file_writer(str(run_dir.tensorboard("replay_server")))
+  with writer.as_default(step=train_step):
+    tf.summary.scalar("replay/bytes_per_transition", per_transition)
+  writer.flush()
+  return per_transition
 
 
 def run_replay_server(server: reverb.Server, run_dir: contract.RunDir, state: RunState,
@@ -121,6 +163,6 @@ def run_replay_server(server: reverb.Server, run_dir: contract.RunDir, state: Ru
         tf.summary.scalar("replay/samples_per_second", (samples - last[1]) / (now - last_time))
     last_time, last = now, (inserts, samples)
     if now >= next_checkpoint:
-      checkpoint_replay(server)
+      checkpoint_replay(server, run_dir, state.train_step, writer)
       next_checkpoint = time.monotonic() + checkpoint_interval_seconds
   writer.close()

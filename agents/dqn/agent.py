@@ -7,13 +7,24 @@ from tf_agents.networks import q_network
 from tf_agents.utils import common
 
 from reverie.agents import numpy_mlp
+from reverie.agents import pixels
 from reverie.agents.dqn.config import DqnConfig
 
 
 def make_q_network(config: DqnConfig, observation_spec, action_spec) -> q_network.QNetwork:
-  """An MLP from observations to one Q-value per action."""
-  return q_network.QNetwork(observation_spec, action_spec,
-                            fc_layer_params=tuple(config.fc_layer_params))
+  """An MLP from observations to one Q-value per action; conv layers first for pixels.
+
+  Pixels (uint8 stacked frames) go through `config.conv_layer_params` (Nature
+  DQN: 32-8-4, 64-4-2, 64-3-1) and then `fc_layer_params` ([512] there); the
+  cast to float happens inside the network, so this takes the TF path on actors.
+  """
+  if not pixels.is_pixels(observation_spec):
+    return q_network.QNetwork(observation_spec, action_spec,
+                              fc_layer_params=tuple(config.fc_layer_params))
+  return q_network.QNetwork(
+      observation_spec, action_spec, preprocessing_layers=pixels.PixelsToFloat(),
+      conv_layer_params=tuple(tuple(p) for p in config.conv_layer_params),
+      fc_layer_params=tuple(config.fc_layer_params))
 
 
 def make_agent(config: DqnConfig, time_step_spec, action_spec, train_step: tf.Variable):

@@ -4,6 +4,7 @@ import dataclasses
 from typing import List, Optional
 
 from reverie.agents.config_checks import check as _check
+from reverie.agents.config_checks import conv_layers_ok
 
 
 @dataclasses.dataclass
@@ -12,7 +13,8 @@ class DqnConfig:
 
   Attributes:
     kind: The algorithm; this schema is the one for dqn.
-    fc_layer_params: Hidden layer sizes of the Q-network MLP.
+    fc_layer_params: Hidden layer sizes of the Q-network MLP (after the conv layers for pixels).
+    conv_layer_params: Pixel observations: [filters, kernel, stride] of each conv layer (Nature DQN by default).
     learning_rate: Adam learning rate.
     gamma: Discount factor per environment step.
     n_step_update: Transitions carry this many rewards before bootstrapping.
@@ -27,6 +29,8 @@ class DqnConfig:
 
   kind: str = "dqn"
   fc_layer_params: List[int] = dataclasses.field(default_factory=lambda: [64, 64])
+  conv_layer_params: List[List[int]] = dataclasses.field(
+      default_factory=lambda: [[32, 8, 4], [64, 4, 2], [64, 3, 1]])
   learning_rate: float = 1e-3
   gamma: float = 0.99
   n_step_update: int = 1
@@ -42,6 +46,8 @@ class DqnConfig:
     _check(self.kind == "dqn", "kind", f"must be dqn in this schema, got {self.kind}")
     _check(all(n > 0 for n in self.fc_layer_params), "fc_layer_params",
            f"layer sizes must be > 0, got {list(self.fc_layer_params)}")
+    _check(conv_layers_ok(self.conv_layer_params), "conv_layer_params",
+           f"each layer must be [filters, kernel, stride] > 0, got {list(self.conv_layer_params)}")
     _check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
     _check(0 <= self.gamma <= 1, "gamma", f"must be in [0, 1], got {self.gamma}")
     _check(self.n_step_update >= 1, "n_step_update", f"must be >= 1, got {self.n_step_update}")

@@ -52,10 +52,15 @@ class NStepAccumulator:
   follows (`BatchStep.started`) starts no transition.
   """
 
-  def __init__(self, num_lanes: int, n_step: int, gamma: float, observation: np.ndarray):
+  def __init__(self, num_lanes: int, n_step: int, gamma: float,
+               observation: Optional[np.ndarray]):
+    """`observation=None` keeps no observations: the transitions then carry
+    `bootstrap_steps` (m) instead, for frame storage (agents/dqn/frames.py)."""
     self._n, self._gamma = n_step, gamma
-    self._obs = np.zeros((n_step + 1, *observation.shape), observation.dtype)
-    self._obs[-1] = observation
+    self._obs = None
+    if observation is not None:
+      self._obs = np.zeros((n_step + 1, *observation.shape), observation.dtype)
+      self._obs[-1] = observation
     self._actions: Optional[np.ndarray] = None
     self._rewards = np.zeros((n_step, num_lanes), np.float32)
     self._ended = np.zeros((n_step, num_lanes), bool)       # step s+k ended the episode
@@ -67,9 +72,11 @@ class NStepAccumulator:
     """Records a_t and the step it led to; returns the item of transitions ready now."""
     if self._actions is None:
       self._actions = np.zeros((self._n, *action.shape), action.dtype)
-    for buf in (self._obs, self._actions, self._rewards, self._ended, self._terminal, self._live):
+    for buf in (self._actions, self._rewards, self._ended, self._terminal, self._live):
       buf[:-1] = buf[1:]
-    self._obs[-1] = step.observation
+    if self._obs is not None:
+      self._obs[:-1] = self._obs[1:]
+      self._obs[-1] = step.observation
     self._actions[-1] = action
     self._rewards[-1] = step.reward
     self._ended[-1] = step.terminated | step.truncated
@@ -88,6 +95,9 @@ class NStepAccumulator:
       terminal |= alive & self._terminal[k]
       alive = alive & ~self._ended[k]
     discount = np.where(terminal, 0.0, self._gamma ** (steps - 1)).astype(np.float32)
+    if self._obs is None:
+      return {"action": self._actions[0].copy(), "reward": ret, "discount": discount,
+              "bootstrap_steps": steps.astype(np.int32), "valid": self._live[0].copy()}
     return {
         "observation": self._obs[0].copy(),
         "action": self._actions[0].copy(),
@@ -117,8 +127,23 @@ def to_trajectory(item: Dict[str, tf.Tensor]) -> trajectory.Trajectory:
       discount=stack(item["discount"], tf.ones_like(item["discount"])))
 
 
+def importance_weights(probability: tf.Tensor, table_size: tf.Tensor, exponent: float) -> tf.Tensor:
+  """Prioritized replay's importance weights (N * P)^-beta, scaled so the batch's largest is 1."""
+  weights = tf.pow(tf.cast(table_size, tf.float32) * tf.cast(probability, tf.float32), -exponent)
+  return weights / tf.reduce_max(weights)
+
+
+def item_priorities(keys: tf.Tensor, td_errors: tf.Tensor):
+  """(unique item keys, priority of each): the largest |TD error| of its transitions in the batch."""
+  unique, index = tf.unique(tf.bitcast(keys, tf.int64))  # tf.unique takes no uint64
+  priorities = tf.math.unsorted_segment_max(tf.abs(tf.reshape(td_errors, [-1])), index,
+                                            tf.size(unique))
+  return tf.bitcast(unique, tf.uint64), tf.cast(priorities, tf.float64) + 1e-6
+
+
 def make_dataset(server_address: str, table: str, batch_size: int,
-                 rate_limiter_timeout_ms: int) -> tf.data.Dataset:
+                 rate_limiter_timeout_ms: int, n_step: int = 1,
+                 importance_sampling_exponent: Optional[float] = None) -> tf.data.Dataset:
   """Batches of [batch_size, 2] trajectories sampled from a Reverb table of items.
 
   Items are regrouped into batches of transitions without a per-transition
@@ -138,6 +163,9 @@ def make_dataset(server_address: str, table: str, batch_size: int,
       shapes=tf.nest.map_structure(lambda s: s.shape, signature),
       max_in_flight_samples_per_worker=2 * items_per_batch,
       rate_limiter_timeout_ms=rate_limiter_timeout_ms)
+  if "frame" in signature or importance_sampling_exponent is not None:
+    return _per_item_dataset(dataset, per_item, batch_size, n_step, importance_sampling_exponent,
+                             "frame" in signature)
   if batch_size % per_item == 0:  # [items, K, N, ...] -> [batch, ...], converted in the same map
     flatten = lambda x: tf.reshape(x, [batch_size, *x.shape[3:]])
     return dataset.batch(items_per_batch, drop_remainder=True).map(
@@ -146,3 +174,34 @@ def make_dataset(server_address: str, table: str, batch_size: int,
   dataset = dataset.map(lambda sample: tf.nest.map_structure(flatten, sample.data))
   dataset = dataset.rebatch(batch_size, drop_remainder=True)
   return dataset.map(lambda item: (to_trajectory(item), ())).prefetch(4)
+
+
+def _per_item_dataset(dataset: tf.data.Dataset, per_item: int, batch_size: int, n_step: int,
+                      importance_sampling_exponent: Optional[float],
+                      on_frames: bool) -> tf.data.Dataset:
+  """Items to transitions one at a time: pixels (frames stacked here) and prioritized replay.
+
+  Prioritized: every transition carries its item's key and importance
+  weight, and batches are ({'experience', 'weights'}, {'key'}) for the
+  agent's train(**kwargs) and the learner's priority updates.
+  """
+  from reverie.agents.dqn import frames  # pylint: disable=g-import-not-at-top
+  def to_transitions(sample):
+    if on_frames:
+      item = frames.stack_item(sample.data, n_step)
+    else:
+      item = tf.nest.map_structure(lambda x: tf.reshape(x, [per_item, *x.shape[2:]]), sample.data)
+    if importance_sampling_exponent is not None:
+      item["key"] = tf.fill([per_item], sample.info.key)
+      item["probability"] = tf.fill([per_item], sample.info.probability)
+      item["table_size"] = tf.fill([per_item], sample.info.table_size)
+    return item
+  dataset = dataset.map(to_transitions).rebatch(batch_size, drop_remainder=True)
+  if importance_sampling_exponent is None:
+    return dataset.map(lambda item: (to_trajectory(item), ())).prefetch(4)
+  def prioritized(item):
+    weights = importance_weights(item.pop("probability"), item.pop("table_size"),
+                                 importance_sampling_exponent)
+    key = item.pop("key")
+    return {"experience": to_trajectory(item), "weights": weights}, {"key": key}
+  return dataset.map(prioritized).prefetch(4)

@@ -16,6 +16,7 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 from reverie.agents import numpy_mlp
+from reverie.agents import pixels
 from reverie.agents.ppo.config import PpoConfig
 
 
@@ -51,12 +52,13 @@ def is_discrete(action_spec) -> bool:
   return tf.as_dtype(action_spec.dtype).is_integer
 
 
-def make_actor_network(config: PpoConfig, action_spec, seed: int):
+def make_actor_network(config: PpoConfig, action_spec, seed: int, observation_spec=None):
   """An MLP to a Categorical (discrete actions) or a diagonal Normal (Box actions).
 
   Box actions: the mean is tanh-squashed into the bounds and the scale is one
   learned parameter per dimension; samples can leave the bounds, so actors
   clip what they send to the environment and train on what the policy sampled.
+  Pixel observations go through `config.conv_layer_params` and ReLU layers first.
   """
   if not is_discrete(action_spec):
     return _normal_actor_network(config, action_spec, seed)
@@ -64,9 +66,13 @@ def make_actor_network(config: PpoConfig, action_spec, seed: int):
     raise ValueError(f"ppo takes discrete actions numbered from 0, got {action_spec.minimum}")
   num_actions = int(action_spec.maximum) + 1
   dtype = action_spec.dtype
-  hidden = [tf.keras.layers.Dense(units, activation=tf.nn.tanh,
-                                  kernel_initializer=tf.keras.initializers.Orthogonal(seed=seed))
-            for units in config.actor_fc_layers]
+  on_pixels = observation_spec is not None and pixels.is_pixels(observation_spec)
+  torso = pixels.conv_layers(config.conv_layer_params, seed) if on_pixels else []
+  hidden = torso + [
+      tf.keras.layers.Dense(units, activation=tf.nn.relu if on_pixels else tf.nn.tanh,
+                            kernel_initializer=tf.keras.initializers.Orthogonal(
+                                gain=2 ** 0.5 if on_pixels else 1.0, seed=seed))
+      for units in config.actor_fc_layers]
   logits = tf.keras.layers.Dense(
       num_actions, kernel_initializer=tf.keras.initializers.Orthogonal(gain=0.01, seed=seed))
   to_distribution = tf.keras.layers.Lambda(
@@ -110,6 +116,24 @@ def _normal_actor_network(config: PpoConfig, action_spec, seed: int) -> sequenti
   ])
 
 
+def make_value_network(config: PpoConfig, observation_spec, seed: int):
+  """An MLP (tanh) to one value; for pixels a conv torso of its own first (ReLU).
+
+  TF-Agents' PPOAgent takes the actor and the value network as two networks
+  and calls each on the observations, so the conv torso is not shared: each
+  network has its own (CleanRL's ppo_atari shares one).
+  """
+  if not pixels.is_pixels(observation_spec):
+    return value_network.ValueNetwork(
+        observation_spec, fc_layer_params=tuple(config.value_fc_layers),
+        activation_fn=tf.nn.tanh, kernel_initializer=tf.keras.initializers.Orthogonal(seed=seed))
+  return value_network.ValueNetwork(
+      observation_spec, preprocessing_layers=pixels.PixelsToFloat(),
+      conv_layer_params=tuple(tuple(p) for p in config.conv_layer_params),
+      fc_layer_params=tuple(config.value_fc_layers), activation_fn=tf.nn.relu,
+      kernel_initializer=tf.keras.initializers.Orthogonal(gain=2 ** 0.5, seed=seed))
+
+
 def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Variable,
                seed: int = 0, total_updates: Optional[int] = None) -> ppo_clip_agent.PPOClipAgent:
   """A PPOClipAgent for PPOLearner: advantages in the data pipeline, normalizers in the learner.
@@ -121,14 +145,12 @@ def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Va
   """
   action_spec = tensor_spec.from_spec(action_spec)
   observation_spec = time_step_spec.observation
-  actor = make_actor_network(config, action_spec, seed)
+  actor = make_actor_network(config, action_spec, seed, observation_spec)
   learning_rate = config.learning_rate
   if config.anneal_learning_rate and total_updates:
     learning_rate = tf.keras.optimizers.schedules.PolynomialDecay(
         config.learning_rate, decay_steps=total_updates, end_learning_rate=0.0)
-  value = value_network.ValueNetwork(
-      observation_spec, fc_layer_params=tuple(config.value_fc_layers), activation_fn=tf.nn.tanh,
-      kernel_initializer=tf.keras.initializers.Orthogonal(seed=seed + 1))
+  value = make_value_network(config, observation_spec, seed + 1)
   agent = ppo_clip_agent.PPOClipAgent(
       time_step_spec, action_spec,
       # Clipped by the optimizer, after the replicas' gradients are summed (the

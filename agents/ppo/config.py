@@ -4,6 +4,7 @@ import dataclasses
 from typing import List, Optional
 
 from reverie.agents.config_checks import check as _check
+from reverie.agents.config_checks import conv_layers_ok
 
 
 @dataclasses.dataclass
@@ -13,7 +14,8 @@ class PpoConfig:
   Attributes:
     kind: The algorithm; this schema is the one for ppo.
     actor_fc_layers: Hidden layer sizes of the policy MLP (tanh).
-    value_fc_layers: Hidden layer sizes of the value MLP (tanh).
+    value_fc_layers: Hidden layer sizes of the value MLP (tanh; ReLU after conv layers).
+    conv_layer_params: Pixel observations: [filters, kernel, stride] of each conv layer of the actor's and the value network's torso.
     learning_rate: Adam learning rate.
     anneal_learning_rate: Decay the learning rate linearly to 0 over the run's run.max_env_steps.
     gamma: Discount factor per environment step.
@@ -33,6 +35,8 @@ class PpoConfig:
   kind: str = "ppo"
   actor_fc_layers: List[int] = dataclasses.field(default_factory=lambda: [64, 64])
   value_fc_layers: List[int] = dataclasses.field(default_factory=lambda: [64, 64])
+  conv_layer_params: List[List[int]] = dataclasses.field(
+      default_factory=lambda: [[32, 8, 4], [64, 4, 2], [64, 3, 1]])
   learning_rate: float = 3e-4
   anneal_learning_rate: bool = False
   gamma: float = 0.99
@@ -53,6 +57,8 @@ class PpoConfig:
     for name in ("actor_fc_layers", "value_fc_layers"):
       layers = list(getattr(self, name))
       _check(all(n > 0 for n in layers), name, f"layer sizes must be > 0, got {layers}")
+    _check(conv_layers_ok(self.conv_layer_params), "conv_layer_params",
+           f"each layer must be [filters, kernel, stride] > 0, got {list(self.conv_layer_params)}")
     _check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
     for name in ("gamma", "gae_lambda"):
       value = getattr(self, name)
