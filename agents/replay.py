@@ -32,7 +32,14 @@ def uniform_table(name: str, signature: Any, max_items: int, min_items: int,
 
 
 def tf_client(server_address: str) -> reverb.TFClient:
-  """A TF Reverb client with a name of its own (see `variable_container`), for graph ops."""
+  """A TF Reverb client with a resource of its own, for graph ops and weight containers.
+
+  A TF Reverb client made without a shared name is the resource of a cached
+  eager kernel, shared by every client of the process; seen here, roles that
+  made theirs in different threads at the same moment found it gone
+  ("Resource localhost/_0_ReverbClient ... does not exist"). A unique shared
+  name gives each client its own.
+  """
   with _client_lock:
     name = f"reverie_tf_client_{next(_client_ids)}"
   return reverb.TFClient(server_address, shared_name=name)
@@ -47,16 +54,7 @@ def variables_table(name: str, variables: Any) -> reverb.Table:
 
 
 def variable_container(server_address: str, table: str) -> rvc.ReverbVariableContainer:
-  """TF-Agents' container for pushing and pulling weights, with a Reverb client of its own.
-
-  A TF Reverb client made without a shared name is the resource of a cached
-  eager kernel, shared by every container of the process; seen here, roles
-  that made theirs in different threads at the same moment found it gone
-  ("Resource localhost/_0_ReverbClient ... does not exist"). A unique shared
-  name gives each container its own.
-  """
+  """TF-Agents' container for pushing and pulling weights, with a `tf_client` of its own."""
   container = rvc.ReverbVariableContainer(server_address, table_names=[table])
-  with _client_lock:
-    name = f"reverie_variables_client_{next(_client_ids)}"
-  container._tf_client = reverb.TFClient(server_address, shared_name=name)  # pylint: disable=protected-access
+  container._tf_client = tf_client(server_address)  # pylint: disable=protected-access
   return container

@@ -151,10 +151,7 @@ def _train(args) -> int:
                        "--resume RUN_DIR")
   loaded = load_config(args.config, args.set)
   config = loaded.config
-  _check_env(config)
-  if config.replay.port is not None:
-    from reverie.launch.ports import check_port_free  # pylint: disable=g-import-not-at-top
-    check_port_free(config.replay.port)
+  _check_before_run(config)
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   root = pathlib.Path(args.run_dir or f"runs/{loaded.name}-{stamp}")
   if root.exists() and any(root.iterdir()):
@@ -190,17 +187,15 @@ def _resume(args) -> int:
   if config.strategy.kind == "multi_worker":
     raise ReverieError("--resume: runs with strategy.kind multi_worker cannot resume in this "
                        "version; resume with --set strategy.kind=default (or mirrored)")
-  _check_env(config)
-  if config.replay.port is not None:
-    from reverie.launch.ports import check_port_free  # pylint: disable=g-import-not-at-top
-    check_port_free(config.replay.port)
+  _check_before_run(config)
   print(root, flush=True)
   if args.set:  # the overrides are part of the run from now on
     (root / "config.yaml").write_text(loaded.to_yaml())
   return _run_training(config, root, resume=True)
 
 
-def _check_env(config) -> None:
+def _check_before_run(config) -> None:
+  """The checks before a run starts: strategy, environment, spaces, a requested replay port."""
   from reverie.envs.registry import UnknownEnvironment, env_spaces  # pylint: disable=g-import-not-at-top
   from reverie.launch.config_schema import check_agent_spaces, check_available  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
@@ -210,6 +205,9 @@ def _check_env(config) -> None:
   except UnknownEnvironment as e:
     raise ReverieError(f"env.id: {e}") from None
   check_agent_spaces(config, observation_space, action_space)
+  if config.replay.port is not None:
+    from reverie.launch.ports import check_port_free  # pylint: disable=g-import-not-at-top
+    check_port_free(config.replay.port)
 
 
 def _run_training(config, root: pathlib.Path, resume: bool = False) -> int:

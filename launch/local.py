@@ -50,7 +50,7 @@ def run_local(config: Config, run_dir: contract.RunDir, progress: Progress,
   _configure_tensorflow(config)
   port = config.replay.port or portpicker.pick_unused_port()
   env: BatchedEnv = make_batched_env(config.env.id, 1, config.env.max_episode_steps,
-                                          env_config=config.env)
+                                     env_config=config.env)
   observation_spec, action_spec = env.observation_spec, env.action_spec
   env.close()
   strategy = None if workers else strategy_lib.make_strategy(config.strategy)

@@ -50,7 +50,6 @@ class LearnerWorkers:
     gpus = _gpu_shares(len(tf_configs))
     self._stopping = False
     self._errors: dict = {}
-    self._done: dict = {}
     self._procs: List[subprocess.Popen] = []
     for index, worker_tf_config in enumerate(tf_configs):
       env = {**os.environ, "TF_CONFIG": json.dumps(worker_tf_config),
@@ -85,7 +84,6 @@ class LearnerWorkers:
       if "error" in record:
         self._errors[index] = record
       elif "done" in record:
-        self._done[index] = record["done"]
         if index == 0:
           self._state.train_step = record["done"]
       elif index == 0:
