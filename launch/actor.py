@@ -139,6 +139,7 @@ class EpisodeStats:
     self._return, self._length = np.zeros(lanes), np.zeros(lanes, np.int64)
     self._summary = tf.summary.create_file_writer(str(run_dir.tensorboard("actor", index)))
     self._own_steps = 0
+    self._last = None  # (env steps of all actors, run state) at the newest step
     self._reset_window(time.monotonic())
 
   def _reset_window(self, start: float) -> None:
@@ -157,14 +158,14 @@ class EpisodeStats:
     moved_count = int(moved.sum())
     env_steps = state.add_env_steps(moved_count, returns)
     self._own_steps += moved_count
-    self._maybe_write(env_steps, state)
+    self._last = (env_steps, state)
+    if time.monotonic() - self._start >= _SUMMARY_SECONDS:
+      self._write(env_steps, state)
     return moved_count
 
-  def _maybe_write(self, env_steps: int, state: RunState) -> None:
+  def _write(self, env_steps: int, state: RunState) -> None:
     """Writes at `env_steps` (all actors): this actor's rate and its finished episodes."""
     now = time.monotonic()
-    if now - self._start < _SUMMARY_SECONDS:
-      return
     rate = (self._own_steps - self._start_steps) / (now - self._start)
     state.env_steps_per_second = rate * state.actor_count
     with self._summary.as_default(step=env_steps):
@@ -175,4 +176,7 @@ class EpisodeStats:
     self._reset_window(now)
 
   def close(self) -> None:
+    """Writes the last window (a short run's only one), then closes the writer."""
+    if self._last is not None and self._own_steps > self._start_steps:
+      self._write(*self._last)
     self._summary.close()
