@@ -17,13 +17,18 @@ $(BIN)/reverie: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The tests also run the Ray launcher: `make test` adds the optional ray extra (make train does not).
+$(VENV)/.ray-installed: $(BIN)/reverie
+	$(BIN)/pip install --quiet -e '.[test,ray]'
+	touch $@
+
 install: $(BIN)/reverie
 
 train: $(BIN)/reverie
 	$(BIN)/reverie train $(CONFIG) --run-dir $(RUN_DIR)
 	$(BIN)/reverie eval $(RUN_DIR) --episodes $(EPISODES)
 
-test: $(BIN)/reverie
+test: $(VENV)/.ray-installed
 	$(BIN)/python -m pytest -q tests
 
 # Stable-Baselines3 for benchmarks/time_to_solve_sb3.py, in its own environment (never a

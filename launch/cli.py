@@ -80,6 +80,32 @@ def _parser() -> argparse.ArgumentParser:
   runs.add_argument("root", nargs="?", default="runs", help="the folder of run directories")
   runs.set_defaults(command=_runs)
 
+  replay = sub.add_parser(
+      "replay-server", help="by hand: start a run's Reverb server and coordinator (docs/cluster.md)")
+  replay.add_argument("config", nargs="?", help="a YAML path or a name from configs/")
+  replay.add_argument("--run-dir", help="where the run writes (default runs/<config>-<time>); "
+                      "on storage every role's host sees")
+  replay.add_argument("--resume", metavar="RUN_DIR", help="go on with a run")
+  replay.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+  replay.add_argument("--coordinator-port", type=int, default=0,
+                      help="port of the coordinator on run.bind_address (default: a free one)")
+  replay.set_defaults(command=_replay_server)
+  for role, about in (("actor", "steps environments into the replay server"),
+                      ("learner", "trains from the replay server"),
+                      ("evaluator", "scores the newest weights")):
+    parser_ = sub.add_parser(role, help=f"by hand: one {role} that {about}")
+    parser_.add_argument("run_dir", metavar="RUN_DIR", help="the run `reverie replay-server` made")
+    parser_.add_argument("--replay", metavar="HOST:PORT",
+                         help="the Reverb server (default: RUN_DIR/addresses.json)")
+    parser_.add_argument("--coordinator", metavar="HOST:PORT",
+                         help="the run's coordinator (default: RUN_DIR/addresses.json)")
+    if role == "actor":
+      parser_.add_argument("--index", type=int, default=0, help="0 .. actor.count - 1")
+    if role == "learner":
+      parser_.add_argument("--resume", action="store_true",
+                           help="start from the newest readable checkpoint in RUN_DIR")
+    parser_.set_defaults(command=_role, role=role)
+
   config = sub.add_parser("config", help="print every config key: value, type, doc")
   config.add_argument("config")
   config.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -140,18 +166,30 @@ def _runs(args) -> int:
 
 
 def _train(args) -> int:
+  return _start_run(args, by_hand=False)
+
+
+def _replay_server(args) -> int:
+  """`reverie replay-server`: the run directory and its config as for train, then serving."""
+  return _start_run(args, by_hand=True)
+
+
+def _start_run(args, by_hand: bool) -> int:
   from reverie.launch.signals import block_signals  # pylint: disable=g-import-not-at-top
   block_signals()  # before anything starts a thread (launch/signals.py)
   from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  args.by_hand = by_hand
+  args.coordinator_port = _coordinator_port(args)  # checked before anything is written
+  command = "replay-server" if by_hand else "train"
   if args.resume:
     return _resume(args)
   if not args.config:
-    raise ReverieError("train: give a CONFIG (a name from configs/ or a YAML path), or "
+    raise ReverieError(f"{command}: give a CONFIG (a name from configs/ or a YAML path), or "
                        "--resume RUN_DIR")
   loaded = load_config(args.config, args.set)
   config = loaded.config
-  _check_before_run(config)
+  _check_before_run(config, by_hand=by_hand)
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   root = pathlib.Path(args.run_dir or f"runs/{loaded.name}-{stamp}")
   if root.exists() and any(root.iterdir()):
@@ -163,7 +201,15 @@ def _train(args) -> int:
   _quiet_tensorflow()  # lineage names paths through launch/contract.py, which imports TF
   from reverie.launch import lineage  # pylint: disable=g-import-not-at-top
   lineage.write_lineage(root, config_yaml, args.argv)
-  return _run_training(config, root)
+  return _run_training(config, root, by_hand=by_hand, coordinator_port=args.coordinator_port)
+
+
+def _coordinator_port(args) -> int:
+  port = getattr(args, "coordinator_port", 0)
+  if port:
+    from reverie.launch.ports import check_port_free  # pylint: disable=g-import-not-at-top
+    check_port_free(port, flag="--coordinator-port")
+  return port
 
 
 def _resume(args) -> int:
@@ -187,19 +233,78 @@ def _resume(args) -> int:
   if config.strategy.kind == "multi_worker":
     raise ReverieError("--resume: runs with strategy.kind multi_worker cannot resume in this "
                        "version; resume with --set strategy.kind=default (or mirrored)")
-  _check_before_run(config)
+  _check_before_run(config, by_hand=args.by_hand)
   print(root, flush=True)
   if args.set:  # the overrides are part of the run from now on
     (root / "config.yaml").write_text(loaded.to_yaml())
-  return _run_training(config, root, resume=True)
+  return _run_training(config, root, resume=True, by_hand=args.by_hand,
+                       coordinator_port=args.coordinator_port)
 
 
-def _check_before_run(config) -> None:
+def _role(args) -> int:
+  """`reverie actor|learner|evaluator RUN_DIR`: one role of a by-hand run, in this process.
+
+  A signal here (Ctrl-C, SIGTERM) stops the whole run the way Ctrl-C stops a
+  local run: the learner saves a checkpoint, nothing is exported. Exits with
+  the run's outcome: 0, or the code of the role's (or another role's) failure.
+  """
+  from reverie.launch.signals import SignalWatcher, block_signals  # pylint: disable=g-import-not-at-top
+  block_signals()
+  from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(args.run_dir)
+  if not (root / "config.yaml").is_file():
+    what = "does not exist" if not root.exists() else "is not a run directory (no config.yaml)"
+    raise ReverieError(f"RUN_DIR {root}: {what}; start `reverie replay-server CONFIG --run-dir "
+                       f"{root}` first")
+  config = load_config(str(root / "config.yaml")).config
+  index = getattr(args, "index", 0)
+  if not 0 <= index < (config.actor.count if args.role == "actor" else 1):
+    raise ReverieError(f"--index: {index} is not an actor of this run; actor.count is "
+                       f"{config.actor.count}, so give 0 .. {config.actor.count - 1}")
+  addresses = _role_addresses(root, args)
+  _quiet_tensorflow()
+  from reverie.launch import contract, hub, roles  # pylint: disable=g-import-not-at-top
+  from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
+  register = lambda name, node, pid: hub.http_register(addresses["coordinator"], name, node, pid)
+  register_first = register(f"{args.role}_{index}", socket.gethostname(), os.getpid())
+  state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
+  signals = SignalWatcher(state)
+  roles.run_role_process(args.role, index, contract.RunDir(root), addresses["replay"],
+                         hub.http_sync(addresses["coordinator"]),
+                         lambda *_: register_first, node=socket.gethostname(),
+                         resume=getattr(args, "resume", False), state=state)
+  signals.raise_if_received()
+  if state.error is not None:
+    raise state.error
+  return 0
+
+
+def _role_addresses(root: pathlib.Path, args) -> dict:
+  """--replay and --coordinator, else what the replay server wrote into RUN_DIR/addresses.json."""
+  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  written = {}
+  path = root / "addresses.json"
+  if path.is_file():
+    written = json.loads(path.read_text())
+  addresses = {"replay": args.replay or written.get("replay"),
+               "coordinator": args.coordinator or written.get("coordinator")}
+  for key, value in addresses.items():
+    if not value:
+      raise ReverieError(f"--{key}: not given, and {path} is missing; start `reverie "
+                         f"replay-server` first, or pass --{key} HOST:PORT")
+  return addresses
+
+
+def _check_before_run(config, by_hand: bool = False) -> None:
   """The checks before a run starts: strategy, environment, spaces, a requested replay port."""
   from reverie.envs.registry import UnknownEnvironment, env_spaces  # pylint: disable=g-import-not-at-top
   from reverie.launch.config_schema import check_agent_spaces, check_available  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
   check_available(config)
+  if by_hand and config.strategy.kind == "multi_worker":
+    raise ReverieError("strategy.kind: multi_worker needs a launcher that starts the learner "
+                       "workers (run.launcher local or ray); by hand, the learner is one process")
   try:
     observation_space, action_space = env_spaces(config.env.id, config.env)
   except UnknownEnvironment as e:
@@ -210,7 +315,8 @@ def _check_before_run(config) -> None:
     check_port_free(config.replay.port)
 
 
-def _run_training(config, root: pathlib.Path, resume: bool = False) -> int:
+def _run_training(config, root: pathlib.Path, resume: bool = False, by_hand: bool = False,
+                  coordinator_port: int = 0) -> int:
   from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
   from reverie.launch.signals import SignalWatcher, Terminated  # pylint: disable=g-import-not-at-top
   state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
@@ -221,7 +327,17 @@ def _run_training(config, root: pathlib.Path, resume: bool = False) -> int:
   from reverie.launch.local import run_local, setup_role_logs  # pylint: disable=g-import-not-at-top
   from reverie.launch.progress import Progress  # pylint: disable=g-import-not-at-top
   run_dir = contract.RunDir(root)
-  setup_role_logs(run_dir, config)
+  if by_hand:
+    import functools  # pylint: disable=g-import-not-at-top
+    from reverie.launch.roles import serve_by_hand  # pylint: disable=g-import-not-at-top
+    runner = functools.partial(serve_by_hand, coordinator_port=coordinator_port)
+    setup_role_logs(run_dir, config, names=["replay_server_0"])
+  elif config.run.launcher == "ray":
+    from reverie.launch.ray_launcher import run_ray as runner  # pylint: disable=g-import-not-at-top
+    setup_role_logs(run_dir, config, names=["launcher_0"])
+  else:
+    runner = run_local
+    setup_role_logs(run_dir, config)
   _native_stderr_to(run_dir.log("native"))
   from reverie.launch import hparams  # pylint: disable=g-import-not-at-top
   hparams.write_start(str(run_dir.tensorboard("hparams")), _config_dict(run_dir),
@@ -230,7 +346,7 @@ def _run_training(config, root: pathlib.Path, resume: bool = False) -> int:
   started = time.time()
   status, code, reason = "failed", 1, None
   try:
-    run_local(config, run_dir, progress, state, resume=resume)
+    runner(config, run_dir, progress, state, resume=resume)
     signals.raise_if_received()
     status, code, reason = "finished", 0, state.stop_reason
   except ReverieError:
@@ -287,6 +403,7 @@ def _write_status(run_dir, state, status: str, reason, wall_seconds: float) -> N
       "env_steps": state.env_steps, "episodes": state.episodes,
       "best_eval": best, "last_eval": state.evals[-1] if state.evals else None,
       "evals": state.evals, "wall_seconds": round(wall_seconds, 2),
+      **({"roles": state.roles} if state.roles else {}),
       "host": socket.gethostname(), "finished_at": datetime.datetime.now().isoformat(),
   }
   run_dir.status.write_text(json.dumps(record, indent=2) + "\n")

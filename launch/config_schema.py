@@ -15,7 +15,7 @@ from reverie.envs.config import EnvConfig
 
 AGENT_CONFIGS = {"dqn": DqnConfig, "ppo": PpoConfig}
 DISCRETE_ACTIONS_ONLY = ("dqn",)
-LAUNCHERS = ("local",)
+LAUNCHERS = ("local", "ray")
 SAMPLERS = ("uniform", "prioritized")
 STRATEGY_KINDS = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
@@ -31,19 +31,24 @@ class RunConfig:
   """How long the run lasts and who launches it.
 
   Attributes:
-    launcher: Who starts the roles: local (one process, Reverb in-process).
+    launcher: Who starts the roles: local (one process, Reverb in-process) or ray (a Ray actor per role, docs/cluster.md).
     max_env_steps: Stop after this many env steps (all actors together).
     stop_at_return: Stop once the evaluator's average return reaches this, confirmed on other seeds (null = never).
+    ray_address: ray: the cluster to join (null = RAY_ADDRESS, else start a local one).
+    bind_address: Where what Reverie itself serves listens (the by-hand coordinator); Reverb cannot choose.
   """
 
   launcher: str = "local"
   max_env_steps: int = 100_000
   stop_at_return: Optional[float] = None
+  ray_address: Optional[str] = None
+  bind_address: str = "127.0.0.1"
 
   def __post_init__(self):
     _check(self.launcher in LAUNCHERS, "launcher",
            f"must be one of {', '.join(LAUNCHERS)}, got {self.launcher}")
     _check_at_least_one(self, "max_env_steps")
+    _check(bool(self.bind_address), "bind_address", "must be a host address, e.g. 127.0.0.1")
 
 
 @dataclasses.dataclass
@@ -54,14 +59,21 @@ class ActorConfig:
     count: Number of actors.
     envs_per_actor: Environments each actor steps together (lanes of one batched policy call).
     weight_update_interval_steps: Env steps of one actor between pulls of fresh weights.
+    num_cpus: ray: CPUs Ray reserves for each actor.
+    max_restarts: ray: how often Ray restarts a dead actor (-1 = always).
   """
 
   count: int = 1
   envs_per_actor: int = 16
   weight_update_interval_steps: int = 1_000
+  num_cpus: float = 1.0
+  max_restarts: int = 10
 
   def __post_init__(self):
-    _check_at_least_one(self)
+    _check_at_least_one(self, "count", "envs_per_actor", "weight_update_interval_steps")
+    _check(self.num_cpus >= 0, "num_cpus", f"must be >= 0, got {self.num_cpus}")
+    _check(self.max_restarts >= -1, "max_restarts",
+           f"must be >= -1 (-1 = always), got {self.max_restarts}")
 
 
 @dataclasses.dataclass
@@ -79,6 +91,7 @@ class ReplayConfig:
     sampler: DQN: uniform, or prioritized by TD error (Schaul et al. 2016; one priority per Reverb item).
     priority_exponent: prioritized: alpha, sampling probability proportional to priority^alpha.
     importance_sampling_exponent: prioritized: beta of the importance weights (N * P)^-beta in the loss.
+    num_cpus: ray: CPUs Ray reserves for the replay server.
   """
 
   port: Optional[int] = None
@@ -91,8 +104,10 @@ class ReplayConfig:
   sampler: str = "uniform"
   priority_exponent: float = 0.6
   importance_sampling_exponent: float = 0.4
+  num_cpus: float = 1.0
 
   def __post_init__(self):
+    _check(self.num_cpus >= 0, "num_cpus", f"must be >= 0, got {self.num_cpus}")
     _check(self.sampler in SAMPLERS, "sampler",
            f"must be one of {', '.join(SAMPLERS)}, got {self.sampler}")
     _check(0 <= self.priority_exponent <= 1, "priority_exponent",
@@ -124,6 +139,8 @@ class LearnerConfig:
     keep_checkpoints: How many checkpoints to keep.
     export_interval_steps: Train steps between greedy policy exports to policies/steps/.
     intra_op_threads: TensorFlow threads inside one op (0 = one per core); 1 suits small networks.
+    num_cpus: ray: CPUs Ray reserves for the learner (each worker under multi_worker).
+    num_gpus: ray: GPUs Ray reserves for the learner (each worker under multi_worker).
   """
 
   batch_size: int = 64
@@ -135,10 +152,14 @@ class LearnerConfig:
   # 30.6-32.4 s end to end with one thread and 37.4-37.5 s with one per core: splitting
   # small matmuls costs more than it saves.
   intra_op_threads: int = 1
+  num_cpus: float = 1.0
+  num_gpus: float = 0.0
 
   def __post_init__(self):
     _check_at_least_one(self, "batch_size", "steps_per_call", "checkpoint_interval_steps",
                         "keep_checkpoints", "export_interval_steps")
+    _check(self.num_cpus >= 0, "num_cpus", f"must be >= 0, got {self.num_cpus}")
+    _check(self.num_gpus >= 0, "num_gpus", f"must be >= 0, got {self.num_gpus}")
     _check(self.intra_op_threads >= 0, "intra_op_threads",
            f"must be >= 0 (0 = one per core), got {self.intra_op_threads}")
 
@@ -150,7 +171,7 @@ class StrategyConfig:
   Attributes:
     kind: default, one_device, mirrored, multi_worker or tpu.
     devices: one_device: the GPU's index; mirrored: a device count, or all (every GPU).
-    workers: Learner processes for multi_worker under the local launcher.
+    workers: Learner processes for multi_worker (Ray Train workers under run.launcher ray).
     tpu_address: TPU name or grpc:// address for tpu (local on a TPU VM).
     gpu_memory_limit_mb: Memory cap per GPU for the learner (null = grow as needed).
     collective_timeout_seconds: multi_worker: how long a collective waits for the other workers.
@@ -194,14 +215,17 @@ class EvalConfig:
     episodes: Greedy episodes per evaluation, run side by side.
     interval_steps: Env steps between evaluations.
     seed: Seed of the first evaluation episode; episode i uses seed + i.
+    num_cpus: ray: CPUs Ray reserves for the evaluator.
   """
 
   episodes: int = 20
   interval_steps: int = 5_000
   seed: int = 1_000_000
+  num_cpus: float = 1.0
 
   def __post_init__(self):
     _check_at_least_one(self, "episodes", "interval_steps")
+    _check(self.num_cpus >= 0, "num_cpus", f"must be >= 0, got {self.num_cpus}")
 
 
 @dataclasses.dataclass
@@ -244,6 +268,11 @@ def ppo_frames_per_version(config: Config) -> int:
 def check_available(config: Config) -> None:
   """Fails with one line for settings this version accepts in configs but cannot run yet."""
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  if config.run.launcher == "ray":
+    import importlib.util  # pylint: disable=g-import-not-at-top
+    if importlib.util.find_spec("ray") is None:
+      raise ReverieError("run.launcher: ray is not installed; install the extra with "
+                         "pip install 'reverie[ray]' (docs/cluster.md), or use local")
   if config.agent.kind == "ppo":
     frames = ppo_frames_per_version(config)
     if frames % config.learner.batch_size:

@@ -53,6 +53,11 @@ class RunDir:
   collect_policy = property(lambda self: self.root / "policies" / "collect")
   greedy_tflite = property(lambda self: self.root / "policies" / "greedy.tflite")
   eval = property(lambda self: self.root / "eval")
+  # The weights the evaluator confirmed at run.stop_at_return, for the learner's final export
+  # when the two run in different processes (launch/hub.py).
+  solved_weights = property(lambda self: self.root / "solved_weights.npz")
+  # Where a by-hand replay server says its Reverb server and coordinator listen (launch/roles.py).
+  addresses = property(lambda self: self.root / "addresses.json")
 
   def policy_at(self, train_step: int) -> pathlib.Path:
     return self.root / "policies" / "steps" / str(train_step)

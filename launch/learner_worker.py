@@ -70,10 +70,24 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _train(run_root: pathlib.Path, address: str, remote: bool) -> int:
+  request = StopRequest()
+  if not remote:
+    threading.Thread(target=request.read, args=(sys.stdin,), daemon=True).start()
+  return train_worker(run_root, address, request)
+
+
+def train_worker(run_root: pathlib.Path, address: str, request: StopRequest,
+                 state=None) -> int:
+  """Trains as one worker of TF_CONFIG's cluster until `request`; returns the last train step.
+
+  With `state` (the Ray launcher's Ray Train workers), the learner counts
+  into it; without, the chief reports its progress on stdout.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
   from reverie.launch import strategy as strategy_lib  # pylint: disable=g-import-not-at-top
   from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+  from reverie.launch.roles import make_learner  # pylint: disable=g-import-not-at-top
 
   config = load_config(str(run_root / "config.yaml")).config
   tf.config.threading.set_intra_op_parallelism_threads(config.learner.intra_op_threads)
@@ -85,29 +99,11 @@ def _train(run_root: pathlib.Path, address: str, remote: bool) -> int:
            "chief" if index == 0 else "its outputs go to a scratch directory")
   with tempfile.TemporaryDirectory(prefix=f"reverie-worker{index}-") as scratch:
     run_dir = contract.RunDir(run_root if index == 0 else scratch)
-    learner = _make_learner(config, run_dir, address, strategy)
-    request = StopRequest()
-    if not remote:
-      threading.Thread(target=request.read, args=(sys.stdin,), daemon=True).start()
-    return _run(learner, strategy, request, chief=index == 0)
+    learner = make_learner(config, run_dir, address, strategy)
+    return _run(learner, strategy, request, chief=index == 0, state=state)
 
 
-def _make_learner(config, run_dir, address: str, strategy):
-  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
-  from reverie.envs.registry import make_batched_env  # pylint: disable=g-import-not-at-top
-  from reverie.launch.learner import DqnLearner  # pylint: disable=g-import-not-at-top
-  from reverie.launch.ppo_learner import PpoLearner  # pylint: disable=g-import-not-at-top
-  env = make_batched_env(config.env.id, 1, config.env.max_episode_steps, env_config=config.env)
-  observation_spec, action_spec = env.observation_spec, env.action_spec
-  env.close()
-  time_step_spec = tensor_spec.from_spec(ts.time_step_spec(observation_spec))
-  learner_cls = PpoLearner if config.agent.kind == "ppo" else DqnLearner
-  return learner_cls(config, run_dir, address, strategy, time_step_spec,
-                     tensor_spec.from_spec(action_spec))
-
-
-def _run(learner, strategy, request: StopRequest, chief: bool) -> int:
+def _run(learner, strategy, request: StopRequest, chief: bool, state=None) -> int:
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from reverie.launch.learner import run_learner  # pylint: disable=g-import-not-at-top
@@ -120,9 +116,10 @@ def _run(learner, strategy, request: StopRequest, chief: bool) -> int:
     request.interrupted = bool(interrupted > 0)  # every worker then saves the same way
     return bool(stop > 0)
 
-  state = RunState(max_env_steps=learner.config.run.max_env_steps)
-  if chief:
-    threading.Thread(target=_report_progress, args=(state, request), daemon=True).start()
+  if state is None:
+    state = RunState(max_env_steps=learner.config.run.max_env_steps)
+    if chief:
+        threading.Thread(target=_report_progress, args=(state, request), daemon=True).start()
   run_learner(learner, state, should_stop=agreed_stop)
   if request.interrupted:
     learner.save_checkpoint()

@@ -6,7 +6,7 @@ import socket
 from reverie.launch.errors import ReverieError
 
 
-def check_port_free(port: int) -> None:
+def check_port_free(port: int, flag: str = "replay.port") -> None:
   """Fails with one line when `port` is taken, before Reverb would dump gRPC errors."""
   for family, address in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
     try:
@@ -14,7 +14,8 @@ def check_port_free(port: int) -> None:
         sock.bind((address, port))
     except OSError as e:
       if e.errno == errno.EADDRINUSE:
-        raise ReverieError(f"replay.port: port {port} is busy; free it or set "
-                           "replay.port=null to pick a free one") from None
+        hint = "replay.port=null" if flag == "replay.port" else f"no {flag}"
+        raise ReverieError(f"{flag}: port {port} is busy; free it or give {hint} to pick a "
+                           "free one") from None
       if e.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
-        raise ReverieError(f"replay.port: cannot listen on port {port} ({e.strerror})") from None
+        raise ReverieError(f"{flag}: cannot listen on port {port} ({e.strerror})") from None

@@ -90,9 +90,9 @@ def start_replay_server(config: Config, run_dir: contract.RunDir, port: int, obs
   return server
 
 
-def replay_items(server: reverb.Server) -> int:
+def replay_items(client: reverb.Client) -> int:
   """Items in the server's experience tables (the variables table aside)."""
-  info = server.localhost_client().server_info()
+  info = client.server_info()
   return sum(table.current_size for name, table in info.items()
              if name != contract.VARIABLES_TABLE)
 
@@ -111,7 +111,8 @@ def checkpoint_replay(server: reverb.Server, run_dir: Optional[contract.RunDir] 
   except (reverb.errors.ReverbError, RuntimeError, ValueError) as e:
     log.warning("replay checkpoint failed: %s", e)
     return
-  log.info("replay checkpoint %s (%d items) in %.2f s", path, replay_items(server),
+  log.info("replay checkpoint %s (%d items) in %.2f s", path,
+           replay_items(server.localhost_client()),
            time.monotonic() - started)
   if run_dir is not None:
     report_bytes_per_transition(server, path, run_dir, train_step, summary)

@@ -28,6 +28,9 @@ class RunState:
   error: Optional[BaseException] = None
   interrupted: bool = False
   hold_actors: bool = False
+  # Where each role process runs, {"<role>_<i>": {"node", "pid", "restarts"}}, when the roles
+  # are processes (Ray, by hand); status.json keeps it.
+  roles: dict = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     self.lock = threading.Lock()

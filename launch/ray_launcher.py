@@ -1,0 +1,412 @@
+"""Ray launcher (`run.launcher: ray`): every role a Ray actor, on one machine or a cluster.
+
+    reverie train dqn_cartpole --set run.launcher=ray --set actor.count=4
+
+With no `run.ray_address` and no RAY_ADDRESS, `ray.init()` starts a local
+cluster on 127.0.0.1 (no dashboard) and shuts it down at the end; otherwise
+the run joins that cluster. The replay server, `actor.count` actors, the
+learner and the evaluator each run in their own Ray actor process with the
+resources their config asks for (`actor.num_cpus`, `learner.num_gpus`, ...);
+actors are spread over the nodes. The replay server's address comes back
+from its Ray actor, so nobody types it. The run directory must be on storage
+every node sees (docs/cluster.md).
+
+Ray restarts a dead actor up to `actor.max_restarts` times: the new process
+registers with the run's hub, writes `actor/restarts`, rewrites
+RUN_DIR/pids/actor_<i>, reconnects to Reverb, pulls the newest weights and
+collects again. Under `strategy.kind: multi_worker` the learner is a Ray
+Train `TensorflowTrainer` with `strategy.workers` workers (Ray Train sets
+TF_CONFIG for MultiWorkerMirroredStrategy).
+
+The roles share the run's counters through a `RunHub` Ray actor
+(launch/hub.py); this process mirrors them for the progress line and
+status.json, and Ctrl-C here stops every role and leaves a resumable run.
+"""
+
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Dict, Optional
+
+from reverie.launch import contract
+from reverie.launch.config_schema import Config
+from reverie.launch.errors import ReverieError, TrainingFailed
+from reverie.launch.hub import RunHub, StateLink, describe_error, ray_sync, remote_error
+from reverie.launch.run_state import RunState
+
+log = logging.getLogger("reverie.launch")
+_START_TIMEOUT_SECONDS = 180.0  # a role Ray cannot place (or start) by then fails the run
+_STOP_TIMEOUT_SECONDS = 60.0    # roles still running this long after the learner ended are killed
+_POLL_SECONDS = 0.2
+
+
+def run_ray(config: Config, run_dir: contract.RunDir, progress, state: RunState,
+            resume: bool = False) -> None:
+  """Runs every role on Ray until the run stops; raises what a role raised."""
+  import ray  # pylint: disable=g-import-not-at-top
+  threading.current_thread().name = "launcher_0"
+  started_here = _connect(config, progress)
+  try:
+    _Run(config, run_dir, progress, state, resume).run()
+  finally:
+    if started_here:
+      ray.shutdown()
+
+
+def _connect(config: Config, progress) -> bool:
+  """Joins run.ray_address / RAY_ADDRESS, or starts a local cluster; True if it started one."""
+  import warnings  # pylint: disable=g-import-not-at-top
+  # Notes about Ray's future releases, not about this run; Reverie pins Ray 2.55.1 and pydantic 1
+  # (tf-agents 0.19 pins typing-extensions 4.5, too old for pydantic 2).
+  os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+  warnings.filterwarnings("ignore", message="Pydantic v1 is deprecated", category=FutureWarning)
+  import ray  # pylint: disable=g-import-not-at-top
+  address = config.run.ray_address or os.environ.get("RAY_ADDRESS")
+  options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 configure_logging=False)
+  # Ray's processes inherit this thread's signal mask; SIGTERM must reach them (ray.shutdown).
+  blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+  try:
+    if address:
+      try:
+        ray.init(address=address, **options)
+      except (ConnectionError, RuntimeError, ValueError) as e:
+        raise ReverieError(f"run.ray_address {address}: no Ray cluster answers there ({e}); "
+                           "start one with `ray start --head`, or leave run.ray_address and "
+                           "RAY_ADDRESS unset for a local cluster") from None
+      progress.note(f"Ray: joined the cluster at {address}")
+      return False
+    cpus = max(os.cpu_count() or 1, _cpus_needed(config))
+    if config.run.bind_address not in ("0.0.0.0", "::"):
+      options["_node_ip_address"] = config.run.bind_address
+    ray.init(num_cpus=cpus, **options)
+    progress.note(f"Ray: started a local cluster ({cpus} CPUs) on {config.run.bind_address}")
+    return True
+  finally:
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _cpus_needed(config: Config) -> int:
+  learners = config.strategy.workers if config.strategy.kind == "multi_worker" else 1
+  return int(round(config.actor.count * config.actor.num_cpus + learners * config.learner.num_cpus
+                   + config.replay.num_cpus + config.eval.num_cpus + 0.499))
+
+
+class _Run:
+  """One run on Ray: starts the roles in order, watches them, stops them."""
+
+  def __init__(self, config: Config, run_dir: contract.RunDir, progress, state: RunState,
+               resume: bool):
+    import ray  # pylint: disable=g-import-not-at-top
+    self.config, self.progress, self.state, self.resume = config, progress, state, resume
+    self.run_dir = contract.RunDir(run_dir.root.resolve())
+    self.multi_worker = config.strategy.kind == "multi_worker"
+    self.hub = ray.remote(num_cpus=0)(RunHub).remote(
+        max_env_steps=config.run.max_env_steps, actor_count=config.actor.count,
+        hold_actors=self.multi_worker)
+    self.link = StateLink(state, ray_sync(self.hub), "launcher_0", self.run_dir)
+    self.roles: Dict[str, object] = {}  # name -> Ray actor handle
+    self.waits: Dict[object, str] = {}  # the roles' wait() calls -> name
+    self.trainer_thread: Optional[threading.Thread] = None
+    self.replay = None
+
+  def run(self) -> None:
+    import ray  # pylint: disable=g-import-not-at-top
+    self.link.start()
+    try:
+      self._start_roles()
+      self._watch()
+    except BaseException as e:
+      self.state.fail(e)
+      raise
+    finally:
+      self._stop()
+      self.link.close()
+      for handle in [*self.roles.values(), self.replay, self.hub]:
+        if handle is not None:
+          ray.kill(handle)
+
+  def _start_roles(self) -> None:
+    config, root = self.config, str(self.run_dir.root)
+    replay_cls, role_cls = _actor_classes()
+    self.replay = replay_cls.options(num_cpus=config.replay.num_cpus).remote(
+        root, self.hub)
+    address = self._started(self.replay.address.remote(), "replay_server_0",
+                            f"{config.replay.num_cpus:g} CPU")
+    self.progress.note(f"Ray: replay server at {address} (Reverb listens on every interface of "
+                       "its node: keep the cluster on a private network)")
+    # Everything else starts at once: actors and the evaluator wait inside their first
+    # pull for the learner's first weights.
+    if self.multi_worker:
+      self.trainer_thread = threading.Thread(target=self._train_with_ray_train, args=(address,),
+                                             name="ray_train", daemon=True)
+      self.trainer_thread.start()
+    else:
+      learner = role_cls.options(num_cpus=config.learner.num_cpus,
+                                 num_gpus=config.learner.num_gpus).remote(
+                                     "learner", 0, root, address, self.hub, self.resume)
+      self._add("learner_0", learner)
+    for i in range(config.actor.count):
+      actor = role_cls.options(num_cpus=config.actor.num_cpus,
+                               max_restarts=config.actor.max_restarts, max_task_retries=-1,
+                               scheduling_strategy="SPREAD").remote(
+                                   "actor", i, root, address, self.hub, False)
+      self._add(f"actor_{i}", actor)
+    evaluator = role_cls.options(num_cpus=config.eval.num_cpus).remote(
+        "evaluator", 0, root, address, self.hub, False)
+    self._add("evaluator_0", evaluator)
+    asks = {"learner_0": f"{config.learner.num_cpus:g} CPU and {config.learner.num_gpus:g} GPU",
+            "evaluator_0": f"{config.eval.num_cpus:g} CPU"}
+    for name, handle in list(self.roles.items()):
+      self._started(handle.ready.remote(), name,
+                    asks.get(name, f"{config.actor.num_cpus:g} CPU"))
+
+  def _add(self, name: str, handle) -> None:
+    self.roles[name] = handle
+    self.waits[handle.wait.remote()] = name
+
+  def _started(self, ref, name: str, asks: str):
+    """Waits for a role to start; a role Ray cannot place in time fails with one line."""
+    import ray  # pylint: disable=g-import-not-at-top
+    deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+    while True:
+      ready, _ = ray.wait([ref], timeout=_POLL_SECONDS)
+      if ready:
+        try:
+          return ray.get(ref)
+        except ray.exceptions.RayActorError as e:
+          raise TrainingFailed(f"{name} died while starting: {_first_line(e)}; its log is "
+                               f"{self.run_dir.log(*name.rsplit('_', 1))}") from None
+      if self.state.stop.is_set():
+        raise self.state.error or KeyboardInterrupt()
+      if time.monotonic() > deadline:
+        raise ReverieError(
+            f"Ray did not start {name} within {_START_TIMEOUT_SECONDS:.0f} s: it asks for "
+            f"{asks} and the cluster has {ray.available_resources()} free; lower the role's "
+            "num_cpus/num_gpus in the config or add nodes (`ray status` shows them)")
+
+  def _watch(self) -> None:
+    """Until the learner ends (or any role fails): progress comes through the hub."""
+    import ray  # pylint: disable=g-import-not-at-top
+    learner_done = False
+    while not learner_done:
+      if self.multi_worker:
+        self.trainer_thread.join(_POLL_SECONDS)
+        learner_done = not self.trainer_thread.is_alive()
+      ready, _ = ray.wait(list(self.waits), timeout=0 if self.multi_worker else _POLL_SECONDS)
+      for ref in ready:
+        name = self.waits.pop(ref)
+        self._outcome(ref, name)
+        learner_done |= name == "learner_0"
+      if self.state.error is not None:
+        raise self.state.error
+
+  def _outcome(self, ref, name: str) -> None:
+    """A role's wait() returned: fine, its role failed, or its process died for good."""
+    import ray  # pylint: disable=g-import-not-at-top
+    try:
+      error = ray.get(ref)
+    except ray.exceptions.RayActorError as e:
+      log.error("%s died: %s", name, e)
+      self.state.fail(TrainingFailed(f"{name} died and Ray did not restart it: "
+                                     f"{_first_line(e)}; see {self.run_dir.log(*name.rsplit('_', 1))}"))
+      return
+    if error is not None and self.state.error is None:
+      self.state.fail(remote_error(error))
+
+  def _train_with_ray_train(self, address: str) -> None:
+    """multi_worker: `strategy.workers` Ray Train workers run the learner; then actors go."""
+    from ray.train import RunConfig, ScalingConfig  # pylint: disable=g-import-not-at-top
+    from ray.train.tensorflow import TensorflowTrainer  # pylint: disable=g-import-not-at-top
+    config = self.config
+    resources = {"CPU": config.learner.num_cpus}
+    if config.learner.num_gpus:
+      resources["GPU"] = config.learner.num_gpus
+    trainer = TensorflowTrainer(
+        _ray_train_worker,
+        train_loop_config={"root": str(self.run_dir.root), "address": address, "hub": self.hub},
+        scaling_config=ScalingConfig(num_workers=config.strategy.workers,
+                                     use_gpu=bool(config.learner.num_gpus),
+                                     resources_per_worker=resources),
+        run_config=RunConfig(name="ray_train", storage_path=str(self.run_dir.root / "ray_train")))
+    try:
+      trainer.fit()
+    except Exception as e:  # pylint: disable=broad-except
+      if self.state.error is None:
+        self.state.fail(TrainingFailed(f"Ray Train learner failed: {_first_line(e)}; see "
+                                       f"{self.run_dir.log('learner', 0)}"))
+    finally:
+      self.state.actors_released.set()
+
+  def _stop(self) -> None:
+    """Stops every role, waits for them (then kills), checkpoints the replay."""
+    import ray  # pylint: disable=g-import-not-at-top
+    self.state.request_stop("shutting down")
+    self.state.actors_released.set()
+    if self.trainer_thread is not None:
+      self.trainer_thread.join(_STOP_TIMEOUT_SECONDS)
+    deadline = time.monotonic() + _STOP_TIMEOUT_SECONDS
+    while self.waits and time.monotonic() < deadline:
+      ready, _ = ray.wait(list(self.waits), timeout=_POLL_SECONDS)
+      for ref in ready:
+        self._outcome(ref, self.waits.pop(ref))
+    if self.waits:
+      log.warning("roles still running %.0f s after the stop, killed: %s",
+                  _STOP_TIMEOUT_SECONDS, ", ".join(sorted(self.waits.values())))
+    if self.replay is not None:
+      try:
+        ray.get(self.replay.close.remote(), timeout=_STOP_TIMEOUT_SECONDS)
+      except (ray.exceptions.RayError, TimeoutError) as e:
+        log.warning("replay server did not close cleanly: %s", e)
+
+
+def _node_address(node_id: str) -> str:
+  """The address Ray knows node `node_id` by (127.0.0.1 for a local cluster of this launcher)."""
+  import ray  # pylint: disable=g-import-not-at-top
+  for node in ray.nodes():
+    if node["NodeID"] == node_id:
+      return node["NodeManagerAddress"]
+  return ray.util.get_node_ip_address()
+
+
+def _first_line(error: BaseException) -> str:
+  lines = [line for line in str(error).splitlines() if line.strip()]
+  return lines[0] if lines else type(error).__name__
+
+
+def _ray_train_worker(loop_config: dict) -> None:
+  """One Ray Train worker: a learner worker of MultiWorkerMirroredStrategy (TF_CONFIG is set)."""
+  import json  # pylint: disable=g-import-not-at-top
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  from reverie.launch import learner_worker  # pylint: disable=g-import-not-at-top
+  from reverie.launch import roles  # pylint: disable=g-import-not-at-top
+  run_dir = contract.RunDir(loop_config["root"])
+  index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+  roles.setup_process_log(run_dir, "learner", index)
+  roles.write_pid(run_dir, "learner", index)
+  hub = loop_config["hub"]
+  import ray  # pylint: disable=g-import-not-at-top
+  ray.get(hub.register.remote(f"learner_{index}", ray.get_runtime_context().get_node_id(),
+                              os.getpid()))
+  from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config(str(run_dir.config)).config
+  state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
+  link = StateLink(state, ray_sync(hub), f"learner_{index}", run_dir).start()
+  request = learner_worker.StopRequest()
+
+  def stop_when_the_run_does():
+    state.stop.wait()
+    request.interrupted = state.interrupted
+    if state.solved_weights is not None:
+      request.weights_path = str(run_dir.solved_weights)
+    request.event.set()
+
+  threading.Thread(target=stop_when_the_run_does, daemon=True).start()
+  try:
+    learner_worker.train_worker(run_dir.root, loop_config["address"], request,
+                                state=state if index == 0 else None)
+  except BaseException as e:
+    logging.getLogger("reverie.learner").exception("learner_%d failed", index)
+    state.fail(e)
+    raise
+  finally:
+    link.close()
+
+
+def _actor_classes():
+  """(ReplayRole, Role) as Ray actor classes; made on first use, after `import ray`."""
+  global _ACTOR_CLASSES  # pylint: disable=global-statement
+  if _ACTOR_CLASSES is None:
+    import ray  # pylint: disable=g-import-not-at-top
+    # max_concurrency: ready() and wait() answer while the role runs in its own thread.
+    _ACTOR_CLASSES = (ray.remote(max_concurrency=4)(_ReplayRole),
+                      ray.remote(max_concurrency=4)(_Role))
+  return _ACTOR_CLASSES
+
+
+_ACTOR_CLASSES = None
+
+
+class _ReplayRole:
+  """The Reverb server and its reporter, in a Ray actor; `close()` checkpoints and stops it."""
+
+  def __init__(self, root: str, hub):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import portpicker  # pylint: disable=g-import-not-at-top
+    import ray  # pylint: disable=g-import-not-at-top
+    from reverie.launch import roles  # pylint: disable=g-import-not-at-top
+    from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+    from reverie.launch.replay_server import run_replay_server, start_replay_server  # pylint: disable=g-import-not-at-top
+    run_dir = contract.RunDir(root)
+    config = load_config(str(run_dir.config)).config
+    roles.setup_process_log(run_dir, "replay_server", 0)
+    roles.write_pid(run_dir, "replay_server", 0)
+    node = ray.get_runtime_context().get_node_id()
+    ray.get(hub.register.remote("replay_server_0", node, os.getpid()))
+    roles.configure_tensorflow(config)
+    port = config.replay.port or portpicker.pick_unused_port()
+    self._server = start_replay_server(config, run_dir, port, *roles.env_specs(config))
+    self._address = f"{_node_address(node)}:{port}"
+    self._run_dir = run_dir
+    self._state = RunState(max_env_steps=config.run.max_env_steps)
+    self._link = StateLink(self._state, ray_sync(hub), "replay_server_0", run_dir).start()
+    self._reporter = threading.Thread(
+        target=run_replay_server, name="replay_server_0",
+        args=(self._server, run_dir, self._state, config.replay.checkpoint_interval_seconds),
+        daemon=True)
+    self._reporter.start()
+
+  def address(self) -> str:
+    return self._address
+
+  def close(self) -> None:
+    from reverie.launch.replay_server import checkpoint_replay  # pylint: disable=g-import-not-at-top
+    self._state.request_stop("shutting down")
+    self._reporter.join(timeout=10)
+    checkpoint_replay(self._server, self._run_dir, self._state.train_step)
+    self._server.stop()
+    self._link.close()
+
+
+class _Role:
+  """Actor, learner or evaluator `index` in a Ray actor: the role runs in a thread.
+
+  Made again by Ray after its process dies (`max_restarts`): the role starts
+  over, registers as a restart and goes on with the run.
+  """
+
+  def __init__(self, role: str, index: int, root: str, address: str, hub, resume: bool):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import ray  # pylint: disable=g-import-not-at-top
+    from reverie.launch import roles  # pylint: disable=g-import-not-at-top
+    self._ready, self._done = threading.Event(), threading.Event()
+    self._error: Optional[dict] = None
+    node = ray.get_runtime_context().get_node_id()
+    register = lambda name, node, pid: ray.get(hub.register.remote(name, node, pid))
+    name = f"{role}_{index}"
+
+    def body():
+      try:
+        roles.run_role_process(role, index, contract.RunDir(root), address, ray_sync(hub),
+                               register, node=node, resume=resume,
+                               ready=self._ready if role == "learner" else None)
+      except BaseException as e:  # pylint: disable=broad-except
+        self._error = describe_error(e, name)
+      finally:
+        self._ready.set()
+        self._done.set()
+
+    if role != "learner":
+      self._ready.set()
+    threading.Thread(target=body, name=name, daemon=True).start()
+
+  def ready(self) -> int:
+    self._ready.wait()
+    return os.getpid()
+
+  def wait(self) -> Optional[dict]:
+    """Blocks until the role ends; its failure (as `hub.describe_error`) or None."""
+    self._done.wait()
+    return self._error
