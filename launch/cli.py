@@ -266,17 +266,22 @@ def _role(args) -> int:
   _quiet_tensorflow()
   from reverie.launch import contract, hub, roles  # pylint: disable=g-import-not-at-top
   from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
-  register = lambda name, node, pid: hub.http_register(addresses["coordinator"], name, node, pid)
-  register_first = register(f"{args.role}_{index}", socket.gethostname(), os.getpid())
+  # Registering first answers an unreachable coordinator with one line, before the role starts.
+  restarts = hub.http_register(addresses["coordinator"], f"{args.role}_{index}",
+                               socket.gethostname(), os.getpid())
   state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
   signals = SignalWatcher(state)
+  name = f"{args.role}_{index}"
+  print(f"{name}: replay server {addresses['replay']}, coordinator {addresses['coordinator']}; "
+        f"log in {contract.RunDir(root).log(args.role, index)}", flush=True)
   roles.run_role_process(args.role, index, contract.RunDir(root), addresses["replay"],
                          hub.http_sync(addresses["coordinator"]),
-                         lambda *_: register_first, node=socket.gethostname(),
+                         lambda *_: restarts, node=socket.gethostname(),
                          resume=getattr(args, "resume", False), state=state)
   signals.raise_if_received()
   if state.error is not None:
     raise state.error
+  print(f"{name}: done ({state.stop_reason or 'collection finished'})", flush=True)
   return 0
 
 

@@ -3,8 +3,8 @@
     reverie train dqn_cartpole --set run.launcher=ray --set actor.count=4
 
 With no `run.ray_address` and no RAY_ADDRESS, `ray.init()` starts a local
-cluster on 127.0.0.1 (no dashboard) and shuts it down at the end; otherwise
-the run joins that cluster. The replay server, `actor.count` actors, the
+cluster (no dashboard) and shuts it down at the end; otherwise the run joins
+that cluster. Ray's processes, like Reverb, listen on every interface. The replay server, `actor.count` actors, the
 learner and the evaluator each run in their own Ray actor process with the
 resources their config asks for (`actor.num_cpus`, `learner.num_gpus`, ...);
 actors are spread over the nodes. The replay server's address comes back
@@ -47,7 +47,9 @@ def run_ray(config: Config, run_dir: contract.RunDir, progress, state: RunState,
   """Runs every role on Ray until the run stops; raises what a role raised."""
   import ray  # pylint: disable=g-import-not-at-top
   threading.current_thread().name = "launcher_0"
+  started = time.monotonic()
   started_here = _connect(config, progress)
+  log.info("Ray ready after %.1f s", time.monotonic() - started)
   try:
     _Run(config, run_dir, progress, state, resume).run()
   finally:
@@ -79,10 +81,11 @@ def _connect(config: Config, progress) -> bool:
       progress.note(f"Ray: joined the cluster at {address}")
       return False
     cpus = max(os.cpu_count() or 1, _cpus_needed(config))
-    if config.run.bind_address not in ("0.0.0.0", "::"):
-      options["_node_ip_address"] = config.run.bind_address
     ray.init(num_cpus=cpus, **options)
-    progress.note(f"Ray: started a local cluster ({cpus} CPUs) on {config.run.bind_address}")
+    # Seen with `ss -ltnp`: Ray's GCS, raylet and workers listen on every interface, and
+    # ray.init(_node_ip_address=...) does not change that.
+    progress.note(f"Ray: started a local cluster ({cpus} CPUs); like Reverb it listens on every "
+                  "interface: keep this machine on a private network")
     return True
   finally:
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -129,39 +132,44 @@ class _Run:
           ray.kill(handle)
 
   def _start_roles(self) -> None:
+    """Every role at once; each waits for the replay server's address in its own process.
+
+    Actors and the evaluator then wait inside their first pull for the
+    learner's first weights, so nothing needs starting in order.
+    """
     config, root = self.config, str(self.run_dir.root)
     replay_cls, role_cls = _actor_classes()
-    self.replay = replay_cls.options(num_cpus=config.replay.num_cpus).remote(
-        root, self.hub)
-    address = self._started(self.replay.address.remote(), "replay_server_0",
-                            f"{config.replay.num_cpus:g} CPU")
-    self.progress.note(f"Ray: replay server at {address} (Reverb listens on every interface of "
-                       "its node: keep the cluster on a private network)")
-    # Everything else starts at once: actors and the evaluator wait inside their first
-    # pull for the learner's first weights.
+    self.replay = replay_cls.options(num_cpus=config.replay.num_cpus).remote(root, self.hub)
     if self.multi_worker:
-      self.trainer_thread = threading.Thread(target=self._train_with_ray_train, args=(address,),
-                                             name="ray_train", daemon=True)
-      self.trainer_thread.start()
+      self.trainer_thread = threading.Thread(target=self._train_with_ray_train, name="ray_train",
+                                             daemon=True)
     else:
       learner = role_cls.options(num_cpus=config.learner.num_cpus,
                                  num_gpus=config.learner.num_gpus).remote(
-                                     "learner", 0, root, address, self.hub, self.resume)
+                                     "learner", 0, root, self.replay, self.hub, self.resume)
       self._add("learner_0", learner)
     for i in range(config.actor.count):
       actor = role_cls.options(num_cpus=config.actor.num_cpus,
                                max_restarts=config.actor.max_restarts, max_task_retries=-1,
                                scheduling_strategy="SPREAD").remote(
-                                   "actor", i, root, address, self.hub, False)
+                                   "actor", i, root, self.replay, self.hub, False)
       self._add(f"actor_{i}", actor)
     evaluator = role_cls.options(num_cpus=config.eval.num_cpus).remote(
-        "evaluator", 0, root, address, self.hub, False)
+        "evaluator", 0, root, self.replay, self.hub, False)
     self._add("evaluator_0", evaluator)
+    address = self._started(self.replay.address.remote(), "replay_server_0",
+                            f"{config.replay.num_cpus:g} CPU")
+    self.progress.note(f"Ray: replay server at {address} (Reverb listens on every interface of "
+                       "its node: keep the cluster on a private network)")
+    log.info("replay server at %s", address)
+    if self.trainer_thread is not None:
+      self.trainer_thread.start()
     asks = {"learner_0": f"{config.learner.num_cpus:g} CPU and {config.learner.num_gpus:g} GPU",
             "evaluator_0": f"{config.eval.num_cpus:g} CPU"}
     for name, handle in list(self.roles.items()):
       self._started(handle.ready.remote(), name,
                     asks.get(name, f"{config.actor.num_cpus:g} CPU"))
+    log.info("every role started: %s", ", ".join(self.roles))
 
   def _add(self, name: str, handle) -> None:
     self.roles[name] = handle
@@ -216,7 +224,7 @@ class _Run:
     if error is not None and self.state.error is None:
       self.state.fail(remote_error(error))
 
-  def _train_with_ray_train(self, address: str) -> None:
+  def _train_with_ray_train(self) -> None:
     """multi_worker: `strategy.workers` Ray Train workers run the learner; then actors go."""
     from ray.train import RunConfig, ScalingConfig  # pylint: disable=g-import-not-at-top
     from ray.train.tensorflow import TensorflowTrainer  # pylint: disable=g-import-not-at-top
@@ -226,7 +234,8 @@ class _Run:
       resources["GPU"] = config.learner.num_gpus
     trainer = TensorflowTrainer(
         _ray_train_worker,
-        train_loop_config={"root": str(self.run_dir.root), "address": address, "hub": self.hub},
+        train_loop_config={"root": str(self.run_dir.root), "replay": self.replay,
+                           "hub": self.hub},
         scaling_config=ScalingConfig(num_workers=config.strategy.workers,
                                      use_gpu=bool(config.learner.num_gpus),
                                      resources_per_worker=resources),
@@ -263,7 +272,7 @@ class _Run:
 
 
 def _node_address(node_id: str) -> str:
-  """The address Ray knows node `node_id` by (127.0.0.1 for a local cluster of this launcher)."""
+  """The address Ray knows node `node_id` by: where other nodes reach its Reverb server."""
   import ray  # pylint: disable=g-import-not-at-top
   for node in ray.nodes():
     if node["NodeID"] == node_id:
@@ -305,7 +314,8 @@ def _ray_train_worker(loop_config: dict) -> None:
 
   threading.Thread(target=stop_when_the_run_does, daemon=True).start()
   try:
-    learner_worker.train_worker(run_dir.root, loop_config["address"], request,
+    address = ray.get(loop_config["replay"].address.remote())
+    learner_worker.train_worker(run_dir.root, address, request,
                                 state=state if index == 0 else None)
   except BaseException as e:
     logging.getLogger("reverie.learner").exception("learner_%d failed", index)
@@ -377,7 +387,7 @@ class _Role:
   over, registers as a restart and goes on with the run.
   """
 
-  def __init__(self, role: str, index: int, root: str, address: str, hub, resume: bool):
+  def __init__(self, role: str, index: int, root: str, replay, hub, resume: bool):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import ray  # pylint: disable=g-import-not-at-top
     from reverie.launch import roles  # pylint: disable=g-import-not-at-top
@@ -389,6 +399,7 @@ class _Role:
 
     def body():
       try:
+        address = ray.get(replay.address.remote())
         roles.run_role_process(role, index, contract.RunDir(root), address, ray_sync(hub),
                                register, node=node, resume=resume,
                                ready=self._ready if role == "learner" else None)

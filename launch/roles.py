@@ -99,6 +99,8 @@ def learner_role(config: Config, run_dir: contract.RunDir, address: str, strateg
     raise state.error
   if state.solved_weights is not None:
     learner.load_weights(state.solved_weights)
+    log.info("loaded the weights the evaluator confirmed (%s) for the final export",
+             state.stop_reason)
   learner.save_checkpoint(state)
   learner.export(final=True)
 
@@ -157,6 +159,7 @@ def setup_process_log(run_dir: contract.RunDir, role: str, index: int) -> None:
   handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
   root = logging.getLogger("reverie")
   root.setLevel(logging.INFO)
+  root.propagate = False  # the terminal (or Ray's worker log) shows what the role prints
   root.addHandler(handler)
 
 

@@ -32,13 +32,16 @@ def _wait_for(path, process, seconds=120):
 
 
 def test_four_roles_as_separate_processes(tmp_path):
+  """Also the early stop: a return of 8 (CartPole's shortest episodes) is reached at the first
+  eval, and the weights the evaluator confirmed travel to the learner for its export."""
   run_dir = tmp_path / "run"
   logs = {name: open(tmp_path / f"{name}.out", "w") for name in
           ("replay", "learner", "actor", "evaluator")}
   processes = {}
   try:
     processes["replay"] = _start("replay-server", "dqn_cartpole", "--run-dir", run_dir,
-                                 *SHORT_RUN, log=logs["replay"])
+                                 *SHORT_RUN, "--set", "run.stop_at_return=8",
+                                 log=logs["replay"])
     _wait_for(run_dir / "addresses.json", processes["replay"])
     addresses = json.loads((run_dir / "addresses.json").read_text())
     assert addresses["coordinator"].startswith("127.0.0.1:")  # run.bind_address's default
@@ -56,9 +59,12 @@ def test_four_roles_as_separate_processes(tmp_path):
       log.close()
   outputs = {name: (tmp_path / f"{name}.out").read_text() for name in logs}
   assert codes == {name: 0 for name in processes}, outputs
-  assert "reached run.max_env_steps" in outputs["replay"]
+  assert "reached stop_at_return 8" in outputs["replay"]
   record = json.loads((run_dir / "status.json").read_text())
-  assert record["status"] == "finished" and record["env_steps"] >= 3000
+  assert record["status"] == "finished" and record["reason"] == "reached stop_at_return 8"
+  assert (run_dir / "solved_weights.npz").is_file()
+  assert "loaded the weights the evaluator confirmed" in \
+      (run_dir / "logs" / "learner_0.log").read_text()
   assert set(record["roles"]) == {"learner_0", "actor_0", "evaluator_0"}
   assert len({processes[name].pid for name in processes}) == 4
   for role in ("learner", "actor", "evaluator"):
