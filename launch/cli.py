@@ -307,6 +307,12 @@ def _check_before_run(config, by_hand: bool = False) -> None:
   from reverie.launch.config_schema import check_agent_spaces, check_available  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
   check_available(config)
+  if config.run.launcher == "ray" and not by_hand:
+    from reverie.launch.ports import check_ray_address  # pylint: disable=g-import-not-at-top
+    if config.run.ray_address:
+      check_ray_address(config.run.ray_address, "run.ray_address")
+    elif os.environ.get("RAY_ADDRESS"):
+      check_ray_address(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
   if by_hand and config.strategy.kind == "multi_worker":
     raise ReverieError("strategy.kind: multi_worker needs a launcher that starts the learner "
                        "workers (run.launcher local or ray); by hand, the learner is one process")

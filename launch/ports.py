@@ -19,3 +19,22 @@ def check_port_free(port: int, flag: str = "replay.port") -> None:
                            "free one") from None
       if e.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
         raise ReverieError(f"{flag}: cannot listen on port {port} ({e.strerror})") from None
+
+
+def check_ray_address(address: str, key: str) -> None:
+  """Fails with one line when nothing listens at a Ray cluster's HOST:PORT.
+
+  `ray.init(address=...)` retries an address where nothing listens for
+  minutes; a TCP connect answers in a moment. `auto` and `ray://` addresses
+  are left to Ray.
+  """
+  host, _, port = address.rpartition(":")
+  if address == "auto" or "://" in address or not host or not port.isdigit():
+    return
+  try:
+    socket.create_connection((host, int(port)), timeout=5).close()
+  except OSError as e:
+    raise ReverieError(f"{key} {address}: no Ray cluster answers there ({e.strerror or e}); "
+                       "start one with `ray start --head`, or leave run.ray_address and "
+                       "RAY_ADDRESS unset for a local cluster") from None
+

@@ -27,12 +27,45 @@ def assert_one_line_error(result, *fragments):
     (["--set", "env.id=CartPol-v1"], ["env.id", "CartPol-v1", "Did you mean"]),
     (["--set", "env.id=Pendulum-v1"], ["env.id", "Pendulum-v1", "Box action space", "Discrete"]),
     (["--set", "env.id=nomodule:Thing-v0"], ["env.id", "cannot import module 'nomodule'"]),
+    (["--set", "run.launcher=slurm"], ["run.launcher", "local, ray", "slurm"]),
+    (["--set", "run.launcher=ray", "--set", "actor.num_cpus=-1"], ["actor.num_cpus", ">= 0"]),
+    (["--set", "run.launcher=ray", "--set", "strategy.kind=multi_worker",
+      "--set", "learner.num_gpus=-1"], ["learner.num_gpus", ">= 0"]),
 ])
 def test_train_rejects_bad_input(tmp_path, args, fragments):
   run_dir = tmp_path / "run"
   result = run_cli("train", "dqn_cartpole", "--run-dir", run_dir, *args, cwd=REPO)
   assert_one_line_error(result, *fragments)
   assert not run_dir.exists(), "a rejected run must leave nothing behind"
+
+
+def test_ray_cluster_that_does_not_answer(tmp_path):
+  with socket.socket() as probe:  # a port where nothing listens
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  run_dir = tmp_path / "run"
+  result = run_cli("train", "dqn_cartpole", "--run-dir", run_dir, "--set", "run.launcher=ray",
+                   "--set", f"run.ray_address=127.0.0.1:{port}", cwd=REPO)
+  assert_one_line_error(result, f"run.ray_address 127.0.0.1:{port}", "no Ray cluster answers",
+                        "ray start --head")
+  result = run_cli("train", "dqn_cartpole", "--run-dir", run_dir, "--set", "run.launcher=ray",
+                   cwd=REPO, env={"RAY_ADDRESS": f"127.0.0.1:{port}"})
+  assert_one_line_error(result, f"RAY_ADDRESS 127.0.0.1:{port}", "no Ray cluster answers")
+  assert not run_dir.exists()
+
+
+def test_ray_launcher_without_ray_names_the_extra(monkeypatch):
+  """The extra is installed here (make test), so its absence is simulated at the import check."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config_schema import check_available  # pylint: disable=g-import-not-at-top
+  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
+  config = load_config("dqn_cartpole", ["run.launcher=ray"]).config
+  real_find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name == "ray" else real_find_spec(name, *a))
+  with pytest.raises(ReverieError, match=r"run.launcher: ray is not installed.*reverie\[ray\]"):
+    check_available(config)
 
 
 def test_missing_config_file(tmp_path):
