@@ -140,7 +140,7 @@ def report_bytes_per_transition(server: reverb.Server, checkpoint: str, run_dir:
 
 def run_replay_server(server: reverb.Server, run_dir: contract.RunDir, state: RunState,
                       checkpoint_interval_seconds: float, interval_seconds: float = 2.0) -> None:
-  """Writes replay/size and insert and sample rates to TensorBoard until the run stops.
+  """Writes replay/size and insert and sample rates to TensorBoard while the run goes and as it stops.
 
   Checkpoints the tables into RUN_DIR/replay every `checkpoint_interval_seconds`
   (the launcher writes one more at shutdown).
@@ -151,19 +151,28 @@ def run_replay_server(server: reverb.Server, run_dir: contract.RunDir, state: Ru
   table = next(t for t in sorted(tables)  # the DQN table, or the first PPO training queue
                if t == contract.EXPERIENCE_TABLE or t.startswith(contract.PPO_TRAIN_TABLE))
   writer = tf.summary.create_file_writer(str(run_dir.tensorboard("replay_server")))
-  last_time, last = time.monotonic(), None
-  while not state.stop.wait(interval_seconds):
+  last = (time.monotonic(), None)
+
+  def report(last):
     info = client.server_info()[table]
     now = time.monotonic()
     limiter = info.rate_limiter_info
-    inserts, samples = limiter.insert_stats.completed, limiter.sample_stats.completed
+    counts = limiter.insert_stats.completed, limiter.sample_stats.completed
     with writer.as_default(step=state.train_step):
       tf.summary.scalar("replay/size", info.current_size)
-      if last is not None:
-        tf.summary.scalar("replay/inserts_per_second", (inserts - last[0]) / (now - last_time))
-        tf.summary.scalar("replay/samples_per_second", (samples - last[1]) / (now - last_time))
-    last_time, last = now, (inserts, samples)
-    if now >= next_checkpoint:
+      if last[1] is not None:
+        seconds = now - last[0]
+        tf.summary.scalar("replay/inserts_per_second", (counts[0] - last[1][0]) / seconds)
+        tf.summary.scalar("replay/samples_per_second", (counts[1] - last[1][1]) / seconds)
+    return now, counts
+
+  while not state.stop.wait(interval_seconds):
+    last = report(last)
+    if last[0] >= next_checkpoint:
       checkpoint_replay(server, run_dir, state.train_step, writer)
       next_checkpoint = time.monotonic() + checkpoint_interval_seconds
+  try:  # the size at the end: a run shorter than one interval has no other
+    report(last)
+  except reverb.errors.ReverbError as e:
+    log.warning("replay: last size report failed: %s", e)
   writer.close()
