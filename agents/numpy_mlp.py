@@ -14,7 +14,7 @@ with one.
 """
 
 import functools
-from typing import List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -50,9 +50,15 @@ class NumpyMlp:
       dense.append(layer)
     return cls(dense) if dense else None
 
-  def refresh(self) -> None:
-    """Copies the layers' current weights (after an assign or a pull from Reverb)."""
-    self._weights = [(layer.kernel.numpy(), layer.bias.numpy() if layer.use_bias else None)
+  def refresh(self, values: Optional[Mapping] = None) -> None:
+    """Copies the layers' current weights (after an assign or a pull from Reverb).
+
+    Args:
+      values: Pulled weights as {variable.ref(): numpy array}, taken instead of
+        the layers' variables (no TF assign and read back on an actor's loop).
+    """
+    read = (lambda v: values[v.ref()]) if values is not None else (lambda v: v.numpy())
+    self._weights = [(read(layer.kernel), read(layer.bias) if layer.use_bias else None)
                      for layer in self._layers]
 
   def __call__(self, inputs: np.ndarray) -> np.ndarray:

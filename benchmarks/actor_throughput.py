@@ -6,12 +6,16 @@ Three paths per lane count, CartPole-v1 (configs/dqn_cartpole.yaml otherwise):
   actor          launch/actor.run_actor itself in a thread: policy, env, n-step
                  accumulator, Reverb writer into a real in-process Reverb server (the
                  experience table's signature; a MinSize(1) rate limiter that never
-                 blocks inserts), weight pulls and TensorBoard summaries
+                 blocks inserts), weight pulls and TensorBoard summaries; meanwhile
+                 another thread pushes new weights as a learner would
+                 (--push-interval-seconds, 1/30 s: a DQN CartPole learner pushes
+                 after every 50 train steps, about 1,500 train steps/s here)
 Each counts lanes x vector steps. The rounds alternate the paths; the table
 quotes medians and the ratio of the actor to env+policy measured in the same
 invocation.
 
     python benchmarks/actor_throughput.py [--lanes 1 16 64 256] [--rounds 5] [--seconds 2]
+                                         [--push-interval-seconds 0.033]
 
 Targets (issue 9): actor >= 0.8 x env+policy at 64 and 256 lanes; >= 100,000
 env steps/s at 256 lanes.
@@ -119,9 +123,31 @@ def start_server(config) -> reverb.Server:
   return server
 
 
-def actor(config, server: reverb.Server, root: str, seconds: float) -> float:
+def _pusher(server: reverb.Server, config, interval_seconds: float, stop: threading.Event):
+  """A thread that pushes new weights every `interval_seconds`, as a learner would."""
+  env = make_batched_env("CartPole-v1", 1)
+  network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
+  network.create_variables()
+  env.close()
+  step = tf.Variable(0, dtype=tf.int64)
+  variables = {contract.POLICY_KEY: network.variables, contract.TRAIN_STEP_KEY: step}
+  container = replay.variable_container(f"localhost:{server.port}", contract.VARIABLES_TABLE)
+
+  def push():
+    while not stop.wait(interval_seconds):
+      step.assign_add(50)
+      container.push(variables)
+
+  return threading.Thread(target=push, name="bench_pusher", daemon=True)
+
+
+def actor(config, server: reverb.Server, root: str, seconds: float,
+          push_interval_seconds: float = 0.0) -> float:
   """launch/actor.run_actor in a thread; its env counts the steps."""
   envs = []
+  stop_pushes = threading.Event()
+  pusher = _pusher(server, config, push_interval_seconds, stop_pushes) \
+      if push_interval_seconds > 0 else None
 
   def counting_env(*args, **kwargs):
     envs.append(_CountingEnv(make_batched_env(*args, **kwargs)))
@@ -143,6 +169,8 @@ def actor(config, server: reverb.Server, root: str, seconds: float) -> float:
   thread = threading.Thread(target=run, name="bench_actor")
   try:
     thread.start()
+    if pusher is not None:
+      pusher.start()
     deadline = time.monotonic() + 60
     while not envs and not errors and thread.is_alive():
       if time.monotonic() > deadline:
@@ -153,7 +181,10 @@ def actor(config, server: reverb.Server, root: str, seconds: float) -> float:
     rate = _measure(lambda: envs[0].lane_steps, seconds)
   finally:
     state.request_stop("benchmark done")
+    stop_pushes.set()
     thread.join()
+    if pusher is not None:
+      pusher.join()
     actor_lib.make_batched_env = original
   if errors:
     raise errors[0]
@@ -165,12 +196,16 @@ def main() -> None:
   parser.add_argument("--lanes", type=int, nargs="+", default=[1, 16, 64, 256])
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+  parser.add_argument("--push-interval-seconds", type=float, default=1 / 30,
+                      help="a thread pushes new weights this often, as the learner of a DQN "
+                           "CartPole run does (after every 50 train steps); 0 = no pushes")
   parser.add_argument("--set", action="append", default=[],
                       help="extra config overrides (KEY=VALUE), e.g. actor.weight_update_interval_steps")
   args = parser.parse_args()
   print(f"# one DQN actor (configs/dqn_cartpole.yaml, CartPole-v1), env steps/s, median of "
         f"{args.rounds} alternating rounds of {args.seconds:g} s, {os.cpu_count()} cores, "
-        f"{time.strftime('%Y-%m-%d')}" + (f"; --set {' '.join(args.set)}" if args.set else ""),
+        f"{time.strftime('%Y-%m-%d')}; weights pushed every {args.push_interval_seconds:g} s"
+        + (f"; --set {' '.join(args.set)}" if args.set else ""),
         flush=True)
   print(f"{'lanes':>5} {'env':>9} {'env+policy':>10} {'actor':>9} {'actor/env+pol':>13} "
         f"{'actor min':>9} {'actor max':>9}", flush=True)
@@ -182,7 +217,8 @@ def main() -> None:
       for _ in range(args.rounds):
         rates["env"].append(env_only(lanes, args.seconds))
         rates["env+policy"].append(env_policy(config, lanes, args.seconds))
-        rates["actor"].append(actor(config, server, root, args.seconds))
+        rates["actor"].append(actor(config, server, root, args.seconds,
+                                    args.push_interval_seconds))
       server.stop()
       env, policy, ours = (statistics.median(rates[k]) for k in ("env", "env+policy", "actor"))
       print(f"{lanes:>5} {env:>9,.0f} {policy:>10,.0f} {ours:>9,.0f} {ours / policy:>13.2f} "

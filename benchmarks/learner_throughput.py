@@ -31,8 +31,13 @@ import reverb  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 
-def start_server(config, observation_spec, action_spec) -> reverb.Server:
-  """The replay server's experience table, never rate-limited, filled to replay.max_size."""
+def start_server(config, observation_spec, action_spec,
+                 one_step_items: bool = True) -> reverb.Server:
+  """The replay server's experience table, never rate-limited, filled to replay.max_size.
+
+  Items are written as the actor writes them (`one_step_items`), or as K
+  steps each, as actors wrote them before issue 9.
+  """
   from reverie.agents import replay  # pylint: disable=g-import-not-at-top
   from reverie.agents.dqn import agent as dqn_agent  # pylint: disable=g-import-not-at-top
   from reverie.agents.dqn import transitions  # pylint: disable=g-import-not-at-top
@@ -51,18 +56,23 @@ def start_server(config, observation_spec, action_spec) -> reverb.Server:
   server = reverb.Server([experience, replay.variables_table(contract.VARIABLES_TABLE, variables)])
   rng = np.random.default_rng(0)
   with reverb.Client(f"localhost:{server.port}").trajectory_writer(
-      num_keep_alive_refs=steps) as writer:
+      num_keep_alive_refs=1 if one_step_items else steps) as writer:
     for _ in range(items):
-      for _ in range(steps):
-        writer.append({
-            "observation": rng.normal(size=(lanes, 4)).astype(np.float32),
-            "action": rng.integers(0, 2, lanes).astype(np.int64),
-            "reward": np.ones(lanes, np.float32),
-            "discount": np.full(lanes, 0.97, np.float32),
-            "next_observation": rng.normal(size=(lanes, 4)).astype(np.float32),
-            "valid": rng.random(lanes) < 0.95})
-      writer.create_item(contract.EXPERIENCE_TABLE, 1.0,
-                         {k: writer.history[k][-steps:] for k in transitions.COLUMNS})
+      rows = [{
+          "observation": rng.normal(size=(lanes, 4)).astype(np.float32),
+          "action": rng.integers(0, 2, lanes).astype(np.int64),
+          "reward": np.ones(lanes, np.float32),
+          "discount": np.full(lanes, 0.97, np.float32),
+          "next_observation": rng.normal(size=(lanes, 4)).astype(np.float32),
+          "valid": rng.random(lanes) < 0.95} for _ in range(steps)]
+      if one_step_items:  # as agents/dqn/writer.py writes them: one step of [K, N] columns
+        writer.append({k: np.stack([row[k] for row in rows]) for k in transitions.COLUMNS})
+        columns = {k: writer.history[k][-1] for k in transitions.COLUMNS}
+      else:  # K steps of [N] columns (Reverie before issue 9)
+        for row in rows:
+          writer.append(row)
+        columns = {k: writer.history[k][-steps:] for k in transitions.COLUMNS}
+      writer.create_item(contract.EXPERIENCE_TABLE, 1.0, columns)
       writer.flush(block_until_num_items=32)
   return server
 

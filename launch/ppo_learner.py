@@ -11,6 +11,7 @@ actors wait for that version before they collect again.
 
 import logging
 import tempfile
+import time
 import unittest.mock
 from typing import Dict, List, Optional
 
@@ -118,6 +119,7 @@ class PpoLearner(LearnerBase):
       # worker's pipeline feeds only this worker's own.
       self.learner.num_replicas = replicas // workers
     self._versions: List[int] = [0]  # train steps of the pushed versions, newest last
+    self._trained = False  # whether a version was trained (start-up time goes to the log once)
     self.pushed_variables = ppo_agent.policy_variables(self.agent)
     self._start_outputs(server_address)
 
@@ -133,6 +135,7 @@ class PpoLearner(LearnerBase):
     """One policy version: epochs over every actor's rollout; then the next version is accepted."""
     self._sums.assign(tf.zeros(len(_METRICS)))
     self._count.assign(0.0)
+    started = time.monotonic()
     try:
       loss = float(self.learner.run().loss)
     except tf.errors.InvalidArgumentError as e:
@@ -141,6 +144,10 @@ class PpoLearner(LearnerBase):
       self._check_nan(e)
       raise
     step = int(self.train_step.numpy())
+    if not self._trained:
+      self._trained = True
+      log.info("first policy version trained in %.2f s (tracing and the first rollout's wait "
+               "included)", time.monotonic() - started)
     self._versions = (self._versions + [step])[-(self.config.agent.max_policy_lag_versions + 1):]
     self.min_version.assign(self._versions[0])  # before the push: no newer data exists yet
     means = (self._sums / tf.maximum(self._count, 1.0)).numpy()

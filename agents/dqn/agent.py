@@ -1,5 +1,7 @@
 """Builds the TF-Agents DQN agent and the actors' epsilon-greedy action function."""
 
+from typing import Mapping, Optional
+
 import numpy as np
 import tensorflow as tf
 from tf_agents.agents.dqn import dqn_agent
@@ -92,9 +94,19 @@ class EpsilonGreedy:
   def uses_numpy(self) -> bool:
     return self._mlp is not None
 
-  def refresh(self) -> None:
+  def refresh(self, values: Optional[Mapping] = None) -> None:
+    """Takes the network's new weights: read from its variables, or `values` when given.
+
+    Args:
+      values: Pulled weights as {variable.ref(): numpy array} (launch/actor.py's
+        WeightPuller). The numpy path keeps them as they are and leaves the TF
+        variables alone; the TF path assigns them to the variables.
+    """
     if self._mlp is not None:
-      self._mlp.refresh()
+      self._mlp.refresh(values)
+      return
+    for ref, value in (values or {}).items():
+      ref.deref().assign(value)
 
   def q_values(self, observation: np.ndarray) -> np.ndarray:
     if self._mlp is not None:

@@ -1,6 +1,7 @@
 """The actor's side of DQN replay: n-step transitions into Reverb items.
 
-Vector observations: one item is K rows of transitions.py's columns. Pixel
+Vector observations: one item is K rows of transitions.py's columns, gathered
+here and appended to Reverb as one step of [K, N, ...] columns. Pixel
 observations (stacked uint8 frames): frames once per row and the transitions
 beside them, laid out as agents/dqn/frames.py describes.
 """
@@ -38,8 +39,10 @@ class ReplayWriter:
                            **_no_transitions(lanes, action_spec)})
       self._rows = 1
     else:
-      self._writer = client.trajectory_writer(num_keep_alive_refs=steps_per_item)
-      self._nstep = transitions.NStepAccumulator(lanes, n_step, gamma, observation)
+      # The K rows of an item go to Reverb as one step of [K, N, ...] columns:
+      # one append and one item per K vector steps (Reverb's cost is per call).
+      self._writer = client.trajectory_writer(num_keep_alive_refs=1)
+      self._blocks = transitions.NStepBlocks(lanes, n_step, gamma, observation, steps_per_item)
       self._rows = 0
     self._since_item = 0
 
@@ -50,11 +53,13 @@ class ReplayWriter:
 
   def add(self, action: np.ndarray, step: BatchStep) -> None:
     """Records a_t and the step it led to (rewards as the learner should see them)."""
-    row = self._nstep.add(action, step)
     if self.on_frames:
+      row = self._nstep.add(action, step)
       row["frame"] = step.observation[:, -1]
       row["age"] = self._ages.add(step.started)
-    self._writer.append(row)
+      self._writer.append(row)
+    else:
+      self._blocks.add(action, step)
     self._rows += 1
     self._since_item += 1
 
@@ -64,12 +69,14 @@ class ReplayWriter:
     return self._since_item >= self._k and self._rows >= needed
 
   def create_item(self, priority: float = 1.0) -> None:
-    history = self._writer.history
     if self.on_frames:
+      history = self._writer.history
       columns = {k: history[k][-self._k:] for k in frames.SCALAR_COLUMNS}
       columns.update({k: history[k][-self._frame_rows:] for k in frames.FRAME_COLUMNS})
     else:
-      columns = {k: history[k][-self._k:] for k in transitions.COLUMNS}
+      self._writer.append(self._blocks.take())  # one step of [K, N, ...] columns
+      history = self._writer.history
+      columns = {k: history[k][-1] for k in transitions.COLUMNS}
     self._writer.create_item(self._table, priority, columns)
     self._since_item = 0
 

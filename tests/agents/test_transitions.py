@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from reverie.agents.dqn.transitions import NStepAccumulator, to_trajectory
+from reverie.agents.dqn.transitions import NStepAccumulator, NStepBlocks, to_trajectory
 from reverie.envs.batched import BatchStep
 
 GAMMA = 0.9
@@ -81,3 +81,28 @@ def test_invalid_lanes_become_masked_last_steps():
   assert traj.observation.shape == (2, 2, 4)
   assert traj.step_type[:, 0].numpy().tolist() == [1, 2]   # MID, LAST (masked by DqnAgent)
   assert traj.reward[:, 0].numpy().tolist() == [1.0, 2.0]
+
+
+def test_blocks_of_k_rows_equal_the_step_by_step_rows():
+  lanes, n_step, k_rows, steps = 5, 3, 4, 40
+  rng = np.random.default_rng(0)
+  first = rng.normal(size=(lanes, 2)).astype(np.float32)
+  reference = NStepAccumulator(lanes, n_step, GAMMA, first)
+  blocks = NStepBlocks(lanes, n_step, GAMMA, first, k_rows)
+  done = np.zeros(lanes, bool)
+  rows = []
+  for _ in range(steps):
+    terminated, truncated = rng.random(lanes) < 0.15, rng.random(lanes) < 0.05
+    batch = BatchStep(rng.normal(size=(lanes, 2)).astype(np.float32),
+                      rng.normal(size=lanes).astype(np.float32), terminated, truncated, done)
+    done = terminated | truncated
+    action = rng.integers(0, 2, lanes)
+    rows.append(reference.add(action, batch))
+    blocks.add(action, batch)
+    if blocks.size == k_rows:
+      block = blocks.take()
+      for key, column in block.items():
+        assert column.shape[:2] == (k_rows, lanes), key
+        expected = np.stack([row[key] for row in rows[-k_rows:]])
+        assert column.dtype == expected.dtype, key
+        np.testing.assert_array_equal(column, expected, err_msg=key)

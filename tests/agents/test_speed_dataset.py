@@ -1,0 +1,55 @@
+"""The learner's feed converts several batches per map call: every batch is still whole items."""
+
+import numpy as np
+import reverb
+import tensorflow as tf
+from tf_agents.specs import array_spec
+from tf_agents.trajectories import time_step as ts
+
+from reverie.agents.dqn import transitions
+
+LANES, K_ROWS, ITEMS = 4, 2, 40
+
+
+def _server():
+  observation = array_spec.ArraySpec((3,), np.float32)
+  action = array_spec.BoundedArraySpec((), np.int64, 0, 1)
+  signature = transitions.item_signature(observation, action, LANES, K_ROWS)
+  table = reverb.Table("t", sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
+                       max_size=ITEMS, rate_limiter=reverb.rate_limiters.MinSize(1),
+                       signature=signature)
+  server = reverb.Server([table])
+  with reverb.Client(f"localhost:{server.port}").trajectory_writer(num_keep_alive_refs=1) as w:
+    for item in range(ITEMS):
+      # Every transition of item i carries i in its observation and action.
+      w.append({"observation": np.full((K_ROWS, LANES, 3), item, np.float32),
+                "action": np.full((K_ROWS, LANES), item, np.int64),
+                "reward": np.ones((K_ROWS, LANES), np.float32),
+                "discount": np.full((K_ROWS, LANES), 0.5, np.float32),
+                "next_observation": np.full((K_ROWS, LANES, 3), item + 0.5, np.float32),
+                "valid": np.tile([True, True, True, False], (K_ROWS, 1))})
+      w.create_item("t", 1.0, {k: w.history[k][-1] for k in transitions.COLUMNS})
+    w.flush()
+  return server
+
+
+def test_batches_of_whole_items_keep_each_transition_together():
+  server = _server()
+  batch_size = 4 * K_ROWS * LANES  # four whole items a batch
+  try:
+    dataset = transitions.make_dataset(f"localhost:{server.port}", "t", batch_size, 1000)
+    batches = 3 * transitions._BATCHES_PER_MAP + 1  # pylint: disable=protected-access
+    for experience, extra in dataset.take(batches):
+      assert extra == ()
+      assert experience.observation.shape == (batch_size, 2, 3)
+      obs, action = experience.observation.numpy(), experience.action.numpy()
+      np.testing.assert_array_equal(obs[:, 0, 0], action[:, 0])
+      np.testing.assert_array_equal(obs[:, 1, 0], action[:, 0] + 0.5)  # its own next observation
+      # Whole items: each item id fills a multiple of K x N rows of the batch.
+      _, counts = np.unique(action[:, 0], return_counts=True)
+      assert all(c % (K_ROWS * LANES) == 0 for c in counts)
+      valid = experience.step_type.numpy()[:, 0] == ts.StepType.MID
+      assert valid.sum() == batch_size * 3 // 4
+      np.testing.assert_allclose(experience.discount.numpy()[:, 0], 0.5)
+  finally:
+    server.stop()

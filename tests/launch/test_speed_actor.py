@@ -1,0 +1,120 @@
+"""Issue 9's actor speed-ups keep what the actor does: items, weights and the policy's actions."""
+
+import numpy as np
+import reverb
+import tensorflow as tf
+
+from reverie.agents import replay
+from reverie.agents.dqn import agent as dqn_agent
+from reverie.agents.dqn import transitions
+from reverie.agents.dqn.config import DqnConfig
+from reverie.agents.dqn.writer import ReplayWriter
+from reverie.envs.registry import make_batched_env
+from reverie.launch import contract
+from reverie.launch.actor import WeightPuller
+
+
+def _network(env):
+  network = dqn_agent.make_q_network(DqnConfig(fc_layer_params=[16, 8]), env.observation_spec,
+                                     env.action_spec)
+  network.create_variables()
+  return network
+
+
+def _variables(network):
+  return {contract.POLICY_KEY: network.variables,
+          contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
+
+
+def test_weights_are_pulled_only_after_a_push_and_equal_what_was_pushed():
+  env = make_batched_env("CartPole-v1", 4)
+  learner_net, actor_net = _network(env), _network(env)
+  learner_vars, actor_vars = _variables(learner_net), _variables(actor_net)
+  server = reverb.Server([replay.variables_table(contract.VARIABLES_TABLE, learner_vars)])
+  address = f"localhost:{server.port}"
+  container = replay.variable_container(address, contract.VARIABLES_TABLE)
+  container.push(learner_vars)
+  puller = WeightPuller(reverb.Client(address), contract.VARIABLES_TABLE, actor_vars,
+                        interval_steps=100, min_seconds=0.0)
+  policy = dqn_agent.EpsilonGreedy(actor_net, env.observation_spec, env.action_spec, seed=0)
+  observation = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+  try:
+    policy.refresh(puller.pull())
+    np.testing.assert_allclose(policy.q_values(observation), learner_net(observation)[0].numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert puller.pulls == 1
+    assert puller.after_steps(99) is None  # inside the interval: no look at all
+    assert puller.after_steps(1) is None and puller.pulls == 1  # a look, but nothing new
+    for variable in learner_net.variables:
+      variable.assign(variable * -2.0 + 0.1)
+    learner_vars[contract.TRAIN_STEP_KEY].assign(7)
+    container.push(learner_vars)
+    assert puller.after_steps(50) is None  # half an interval after the push
+    fresh = puller.after_steps(50)
+    assert fresh is not None and puller.pulls == 2
+    policy.refresh(fresh)
+    np.testing.assert_allclose(policy.q_values(observation), learner_net(observation)[0].numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert puller.after_steps(100) is None and puller.pulls == 2
+  finally:
+    server.stop()
+    env.close()
+
+
+def test_the_minimum_time_between_looks_holds_pulls_back():
+  env = make_batched_env("CartPole-v1", 1)
+  network = _network(env)
+  variables = _variables(network)
+  server = reverb.Server([replay.variables_table(contract.VARIABLES_TABLE, variables)])
+  container = replay.variable_container(f"localhost:{server.port}", contract.VARIABLES_TABLE)
+  container.push(variables)
+  puller = WeightPuller(reverb.Client(f"localhost:{server.port}"), contract.VARIABLES_TABLE,
+                        variables, interval_steps=1, min_seconds=3600.0)
+  try:
+    assert puller.pull() is not None
+    container.push(variables)
+    assert all(puller.after_steps(1) is None for _ in range(10)) and puller.pulls == 1
+  finally:
+    server.stop()
+    env.close()
+
+
+def test_pulled_weights_on_the_tf_path_are_assigned_to_the_network():
+  env = make_batched_env("CartPole-v1", 1)
+  source, target = _network(env), _network(env)
+  policy = dqn_agent.EpsilonGreedy(target, env.observation_spec, env.action_spec, seed=0,
+                                   allow_numpy=False)
+  policy.refresh({v.ref(): s.numpy() for v, s in zip(target.variables, source.variables)})
+  observation = np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)
+  np.testing.assert_allclose(policy.q_values(observation), source(observation)[0].numpy(),
+                             rtol=1e-5, atol=1e-5)
+  env.close()
+
+
+def test_items_written_as_one_step_are_the_rows_of_the_n_step_accumulator():
+  lanes, n_step, k_rows = 3, 3, 4
+  env = make_batched_env("CartPole-v1", lanes, max_episode_steps=9)  # many resets
+  signature = transitions.item_signature(env.observation_spec, env.action_spec, lanes, k_rows)
+  server = reverb.Server([reverb.Table.queue("q", 1000, signature=signature)])
+  observation = env.reset(seed=2)
+  writer = ReplayWriter(reverb.Client(f"localhost:{server.port}"), "q", env.observation_spec,
+                        env.action_spec, observation, k_rows, n_step, 0.9)
+  reference = transitions.NStepAccumulator(lanes, n_step, 0.9, observation)
+  rng, expected = np.random.default_rng(0), []
+  for _ in range(10 * k_rows + 2):
+    action = rng.integers(0, 2, lanes)
+    step = env.step(action)
+    writer.add(action, step)
+    expected.append(reference.add(action, step))
+    if writer.item_ready():
+      writer.create_item()
+  writer.writer.flush()
+  dataset = reverb.TrajectoryDataset.from_table_signature(f"localhost:{server.port}", "q", 1)
+  got = [sample.data for sample in dataset.take(10)]
+  writer.writer.close()
+  server.stop()
+  env.close()
+  for i, item in enumerate(got):
+    for column in transitions.COLUMNS:
+      want = np.stack([row[column] for row in expected[i * k_rows:(i + 1) * k_rows]])
+      np.testing.assert_array_equal(item[column].numpy(), want, err_msg=f"item {i} {column}")
