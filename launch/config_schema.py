@@ -58,7 +58,7 @@ class ActorConfig:
   Attributes:
     count: Number of actors.
     envs_per_actor: Environments each actor steps together (lanes of one batched policy call).
-    weight_update_interval_steps: Env steps of one actor between pulls of fresh weights.
+    weight_update_interval_steps: Env steps of one actor between looks for fresh weights (at most one per 0.05 s; pulled only after a push).
     num_cpus: ray: CPUs Ray reserves for each actor.
     max_restarts: ray: how often Ray restarts a dead actor (-1 = always).
   """
