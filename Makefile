@@ -46,9 +46,9 @@ $(BASELINES)/.installed:
 
 bench-baselines: $(BASELINES)/.installed
 
-# Every benchmark (about 25 minutes); each writes a new dated section into benchmarks/results/<name>.txt,
+# Every benchmark (about 30 minutes; launchers.py needs the ray extra); each writes a new dated section into benchmarks/results/<name>.txt,
 # above the earlier ones, which are kept.
-bench: $(BIN)/reverie $(BASELINES)/.installed
+bench: $(VENV)/.ray-installed $(BASELINES)/.installed
 	$(BIN)/python benchmarks/run_all.py --baselines-python $(BASELINES)/bin/python
 
 clean:

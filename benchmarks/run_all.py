@@ -29,9 +29,10 @@ RUNS = {
     "time_to_solve_dqn": ("time_to_solve.txt", ["time_to_solve.py", "--config", "dqn_cartpole"]),
     "time_to_solve_ppo": ("time_to_solve_ppo_cartpole.txt",
                           ["time_to_solve.py", "--config", "ppo_cartpole"]),
+    "launchers": ("launchers.txt", ["launchers.py"]),
 }
 _MARKERS = (b"time_to_solve", b"reverie train", b"actor_throughput", b"learner_throughput",
-            b"pytest", b"learner_replicas", b"policy_call")
+            b"pytest", b"learner_replicas", b"policy_call", b"launchers")
 
 
 def _parent(pid: int) -> int:
