@@ -58,7 +58,7 @@ def test_killed_actor_comes_back_and_the_run_ends_normally(tmp_path):
   process = subprocess.Popen(
       [str(REVERIE), "train", "dqn_cartpole", "--run-dir", str(run_dir), *RAY,
        "--set", "actor.count=2", "--set", "actor.envs_per_actor=4",
-       "--set", "run.max_env_steps=20000", "--set", "run.stop_at_return=null",
+       "--set", "run.max_env_steps=30000", "--set", "run.stop_at_return=null",
        "--set", "replay.samples_per_insert=256", "--set", "replay.min_size=500",
        "--set", "eval.interval_steps=10000", "--set", "eval.episodes=4"],
       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -79,13 +79,16 @@ def test_killed_actor_comes_back_and_the_run_ends_normally(tmp_path):
       os.killpg(process.pid, signal.SIGKILL)
   assert process.returncode == 0, stdout + stderr
   record = _status(run_dir)
-  assert record["status"] == "finished" and record["env_steps"] >= 20000
+  assert record["status"] == "finished" and record["env_steps"] >= 30000
   assert record["roles"]["actor_0"]["restarts"] == 1
   second_pid = int((run_dir / "pids" / "actor_0").read_text())
   assert second_pid != first_pid and second_pid == record["roles"]["actor_0"]["pid"]
   assert "restart 1" in log.read_text()
-  assert log.read_text().count("environments of") == 2  # it collected again
-  assert [value for _, value in scalars(run_dir, "actor_0")["actor/restarts"]] == [1.0]
+  actor = scalars(run_dir, "actor_0")
+  [(restart_step, restarts)] = actor["actor/restarts"]
+  assert restarts == 1.0
+  # The new process collected: actor_0 reported env steps/s after the run's env step at its start.
+  assert max(step for step, _ in actor["actor/env_steps_per_second"]) > restart_step
 
 
 def test_two_node_cluster_spreads_the_actors(tmp_path):
