@@ -86,9 +86,22 @@ def _connect(config: Config, progress) -> bool:
     # ray.init(_node_ip_address=...) does not change that.
     progress.note(f"Ray: started a local cluster ({cpus} CPUs); like Reverb it listens on every "
                   "interface: keep this machine on a private network")
+    _check_gpus(config)
     return True
   finally:
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _check_gpus(config: Config) -> None:
+  """A local cluster never grows: GPUs it lacks fail the run at once, not after a placement wait."""
+  import ray  # pylint: disable=g-import-not-at-top
+  learners = config.strategy.workers if config.strategy.kind == "multi_worker" else 1
+  asked, present = learners * config.learner.num_gpus, ray.cluster_resources().get("GPU", 0)
+  if asked > present:
+    ray.shutdown()
+    raise ReverieError(f"learner.num_gpus: the learner asks for {asked:g} GPU(s) in all, and "
+                       f"this machine's Ray cluster has {present:g}; set learner.num_gpus=0, or "
+                       "join a cluster with GPUs (run.ray_address)")
 
 
 def _cpus_needed(config: Config) -> int:

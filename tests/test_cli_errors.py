@@ -1,5 +1,6 @@
 """Bad input through the real CLI: exit code 2, one clear line, no traceback, nothing lost."""
 
+import json
 import socket
 
 import pytest
@@ -52,6 +53,15 @@ def test_ray_cluster_that_does_not_answer(tmp_path):
                    cwd=REPO, env={"RAY_ADDRESS": f"127.0.0.1:{port}"})
   assert_one_line_error(result, f"RAY_ADDRESS 127.0.0.1:{port}", "no Ray cluster answers")
   assert not run_dir.exists()
+
+
+def test_ray_learner_asking_for_a_gpu_this_machine_lacks(tmp_path):
+  """Real Ray on a machine without GPUs (this one): the local cluster has none to give."""
+  run_dir = tmp_path / "run"
+  result = run_cli("train", "dqn_cartpole", "--run-dir", run_dir, "--set", "run.launcher=ray",
+                   "--set", "learner.num_gpus=1", cwd=REPO)
+  assert_one_line_error(result, "learner.num_gpus", "asks for 1 GPU(s)", "has 0")
+  assert json.loads((run_dir / "status.json").read_text())["status"] == "failed"
 
 
 def test_ray_launcher_without_ray_names_the_extra(monkeypatch):
