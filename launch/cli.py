@@ -242,63 +242,8 @@ def _resume(args) -> int:
 
 
 def _role(args) -> int:
-  """`reverie actor|learner|evaluator RUN_DIR`: one role of a by-hand run, in this process.
-
-  A signal here (Ctrl-C, SIGTERM) stops the whole run the way Ctrl-C stops a
-  local run: the learner saves a checkpoint, nothing is exported. Exits with
-  the run's outcome: 0, or the code of the role's (or another role's) failure.
-  """
-  from reverie.launch.signals import SignalWatcher, block_signals  # pylint: disable=g-import-not-at-top
-  block_signals()
-  from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
-  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
-  root = pathlib.Path(args.run_dir)
-  if not (root / "config.yaml").is_file():
-    what = "does not exist" if not root.exists() else "is not a run directory (no config.yaml)"
-    raise ReverieError(f"RUN_DIR {root}: {what}; start `reverie replay-server CONFIG --run-dir "
-                       f"{root}` first")
-  config = load_config(str(root / "config.yaml")).config
-  index = getattr(args, "index", 0)
-  if not 0 <= index < (config.actor.count if args.role == "actor" else 1):
-    raise ReverieError(f"--index: {index} is not an actor of this run; actor.count is "
-                       f"{config.actor.count}, so give 0 .. {config.actor.count - 1}")
-  addresses = _role_addresses(root, args)
-  _quiet_tensorflow()
-  from reverie.launch import contract, hub, roles  # pylint: disable=g-import-not-at-top
-  from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
-  # Registering first answers an unreachable coordinator with one line, before the role starts.
-  restarts = hub.http_register(addresses["coordinator"], f"{args.role}_{index}",
-                               socket.gethostname(), os.getpid())
-  state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
-  signals = SignalWatcher(state)
-  name = f"{args.role}_{index}"
-  print(f"{name}: replay server {addresses['replay']}, coordinator {addresses['coordinator']}; "
-        f"log in {contract.RunDir(root).log(args.role, index)}", flush=True)
-  roles.run_role_process(args.role, index, contract.RunDir(root), addresses["replay"],
-                         hub.http_sync(addresses["coordinator"]),
-                         lambda *_: restarts, node=socket.gethostname(),
-                         resume=getattr(args, "resume", False), state=state)
-  signals.raise_if_received()
-  if state.error is not None:
-    raise state.error
-  print(f"{name}: done ({state.stop_reason or 'collection finished'})", flush=True)
-  return 0
-
-
-def _role_addresses(root: pathlib.Path, args) -> dict:
-  """--replay and --coordinator, else what the replay server wrote into RUN_DIR/addresses.json."""
-  from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
-  written = {}
-  path = root / "addresses.json"
-  if path.is_file():
-    written = json.loads(path.read_text())
-  addresses = {"replay": args.replay or written.get("replay"),
-               "coordinator": args.coordinator or written.get("coordinator")}
-  for key, value in addresses.items():
-    if not value:
-      raise ReverieError(f"--{key}: not given, and {path} is missing; start `reverie "
-                         f"replay-server` first, or pass --{key} HOST:PORT")
-  return addresses
+  from reverie.launch.by_hand import role_command  # pylint: disable=g-import-not-at-top
+  return role_command(args, _quiet_tensorflow)
 
 
 def _check_before_run(config, by_hand: bool = False) -> None:
@@ -340,7 +285,7 @@ def _run_training(config, root: pathlib.Path, resume: bool = False, by_hand: boo
   run_dir = contract.RunDir(root)
   if by_hand:
     import functools  # pylint: disable=g-import-not-at-top
-    from reverie.launch.roles import serve_by_hand  # pylint: disable=g-import-not-at-top
+    from reverie.launch.by_hand import serve_by_hand  # pylint: disable=g-import-not-at-top
     runner = functools.partial(serve_by_hand, coordinator_port=coordinator_port)
     setup_role_logs(run_dir, config, names=["replay_server_0"])
   elif config.run.launcher == "ray":

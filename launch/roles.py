@@ -7,13 +7,11 @@ per process with `run_role_process`, whose `RunState` a `StateLink` keeps in
 step with the run's hub (launch/hub.py).
 """
 
-import json
 import logging
 import os
 import pathlib
 import sys
 import threading
-import time
 from typing import Callable, Optional
 
 from reverie.launch import contract
@@ -24,7 +22,6 @@ from reverie.launch.hub import StateLink, Sync
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.launch")
-_ROLE_WAIT_SECONDS = 120.0  # how long a by-hand replay server waits for roles to finish
 PROCESS_ROLES = ("actor", "learner", "evaluator")
 
 
@@ -237,65 +234,3 @@ def _learner_process(config: Config, run_dir: contract.RunDir, address: str, sta
         learner, run_dir, state, replay_items(reverb.Client(address)), log.info)
   learner_role(config, run_dir, address, strategy, state, resumed,
                started=ready.set if ready is not None else None)
-
-
-def advertised_host(bind_address: str) -> str:
-  """The host name other machines use to reach what listens on `bind_address`."""
-  import socket  # pylint: disable=g-import-not-at-top
-  if bind_address in ("0.0.0.0", "::", ""):
-    return socket.getfqdn()
-  return bind_address
-
-
-def serve_by_hand(config: Config, run_dir: contract.RunDir, progress, state: RunState,
-                  resume: bool = False, coordinator_port: int = 0) -> None:
-  """`reverie replay-server`: Reverb and the run's coordinator, until the run ends.
-
-  Writes RUN_DIR/addresses.json, so roles started with `--run-dir` alone
-  find both. Waits for every role that started to finish (up to
-  `_ROLE_WAIT_SECONDS` after the stop), then checkpoints the replay.
-  """
-  import portpicker  # pylint: disable=g-import-not-at-top
-  from reverie.launch.hub import HubServer, RunHub  # pylint: disable=g-import-not-at-top
-  from reverie.launch.replay_server import (checkpoint_replay, run_replay_server,  # pylint: disable=g-import-not-at-top
-                                            start_replay_server)
-  threading.current_thread().name = "replay_server_0"
-  configure_tensorflow(config)
-  port = config.replay.port or portpicker.pick_unused_port()
-  observation_spec, action_spec = env_specs(config)
-  server = start_replay_server(config, run_dir, port, observation_spec, action_spec)
-  hub = RunHub(state, hold_actors=False)
-  try:
-    coordinator = HubServer(hub, config.run.bind_address, coordinator_port)
-  except OSError as e:
-    server.stop()
-    raise ReverieError(f"--coordinator-port {coordinator_port}: cannot listen on "
-                       f"{config.run.bind_address} ({e.strerror}); pick another port") from None
-  host = advertised_host(config.run.bind_address)
-  addresses = {"replay": f"{host}:{port}",
-               "coordinator": f"{host}:{coordinator.address.rsplit(':', 1)[1]}"}
-  run_dir.addresses.write_text(json.dumps(addresses, indent=2) + "\n")
-  write_pid(run_dir, "replay_server", 0)
-  progress.note(f"replay server on {addresses['replay']} (Reverb listens on every interface); "
-                f"coordinator on {coordinator.address}")
-  progress.note(f"start the roles: reverie learner {run_dir.root}{' --resume' if resume else ''}"
-                f" | reverie actor {run_dir.root} --index I | reverie evaluator {run_dir.root}")
-  reporter = threading.Thread(target=run_replay_server, name="replay_server_0_reporter",
-                              args=(server, run_dir, state,
-                                    config.replay.checkpoint_interval_seconds), daemon=True)
-  reporter.start()
-  try:
-    state.stop.wait()
-    deadline = time.monotonic() + _ROLE_WAIT_SECONDS
-    while hub.live_roles() and time.monotonic() < deadline:
-      time.sleep(0.1)
-    if hub.live_roles():
-      log.warning("roles still running %.0f s after the stop: %s", _ROLE_WAIT_SECONDS,
-                  ", ".join(sorted(hub.live_roles())))
-    if state.error is not None:
-      raise state.error
-  finally:
-    reporter.join(timeout=10)
-    checkpoint_replay(server, run_dir, state.train_step)
-    server.stop()
-    coordinator.close()

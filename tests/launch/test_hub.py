@@ -70,31 +70,32 @@ def test_budget_stop_evals_and_confirmed_weights_reach_every_role(tmp_path):
   assert hub.state.evals == evaluator.evals  # one copy each, not two
 
 
-def test_interrupt_and_failure_travel_with_their_exit_codes(tmp_path):
+def _from_to(sender_role, receiver_role, act, tmp_path):
+  """`act(sender)` in one process's state; returns (hub, receiver) after both have synced."""
   hub = RunHub(max_env_steps=100)
-  launcher, launcher_link = _linked(hub, "launcher_0", tmp_path)
-  learner, learner_link = _linked(hub, "learner_0", tmp_path)
-  launcher.interrupt("interrupted")
-  launcher_link.sync_once()
-  learner_link.sync_once()
+  sender, sender_link = _linked(hub, sender_role, tmp_path)
+  receiver, receiver_link = _linked(hub, receiver_role, tmp_path)
+  act(sender)
+  sender_link.sync_once()
+  receiver_link.sync_once()
+  return hub, receiver
+
+
+def test_interrupt_and_failure_travel_with_their_exit_codes(tmp_path):
+  _, learner = _from_to("launcher_0", "learner_0",
+                        lambda launcher: launcher.interrupt("interrupted"), tmp_path)
   assert learner.interrupted and learner.stop.is_set()
 
-  hub = RunHub(max_env_steps=100)
-  learner, learner_link = _linked(hub, "learner_0", tmp_path)
-  actor, actor_link = _linked(hub, "actor_0", tmp_path)
-  learner.fail(TrainingFailed("loss is nan at train step 7"))
-  learner_link.sync_once()
-  actor_link.sync_once()
+  hub, actor = _from_to("learner_0", "actor_0",
+                        lambda learner: learner.fail(TrainingFailed("loss is nan at train step 7")),
+                        tmp_path)
   assert isinstance(actor.error, TrainingFailed) and actor.stop.is_set()
   assert str(actor.error) == "loss is nan at train step 7"
   assert isinstance(hub.state.error, TrainingFailed)
 
-  hub = RunHub(max_env_steps=100)
-  actor, actor_link = _linked(hub, "actor_0", tmp_path)
-  launcher, launcher_link = _linked(hub, "launcher_0", tmp_path)
-  actor.fail(ReverieError("env.id: no such environment"))
-  actor_link.sync_once()
-  launcher_link.sync_once()
+  _, launcher = _from_to("actor_0", "launcher_0",
+                         lambda actor: actor.fail(ReverieError("env.id: no such environment")),
+                         tmp_path)
   assert isinstance(launcher.error, ReverieError)
 
 
