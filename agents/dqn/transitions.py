@@ -215,6 +215,11 @@ def item_priorities(keys: tf.Tensor, td_errors: tf.Tensor):
   return tf.bitcast(unique, tf.uint64), tf.cast(priorities, tf.float64) + 1e-6
 
 
+# The dataset's functions are plain TF: traced without AutoGraph, which took a
+# tenth of a second of the learner's start converting them.
+no_autograph = tf.autograph.experimental.do_not_convert
+
+
 def make_dataset(server_address: str, table: str, batch_size: int,
                  rate_limiter_timeout_ms: int, n_step: int = 1,
                  importance_sampling_exponent: Optional[float] = None) -> tf.data.Dataset:
@@ -246,9 +251,9 @@ def make_dataset(server_address: str, table: str, batch_size: int,
   if whole_items:
     return _whole_items_dataset(dataset, items_per_batch, batch_size)
   flatten = lambda x: tf.reshape(x, [per_item, *x.shape[2:]])  # [K, N, ...] -> [K*N, ...]
-  dataset = dataset.map(lambda sample: tf.nest.map_structure(flatten, sample.data))
+  dataset = dataset.map(no_autograph(lambda sample: tf.nest.map_structure(flatten, sample.data)))
   dataset = dataset.rebatch(batch_size, drop_remainder=True)
-  return dataset.map(lambda item: (to_trajectory(item), ())).prefetch(4)
+  return dataset.map(no_autograph(lambda item: (to_trajectory(item), ()))).prefetch(4)
 
 
 def _whole_items_dataset(dataset: tf.data.Dataset, items_per_batch: int,
@@ -264,7 +269,7 @@ def _whole_items_dataset(dataset: tf.data.Dataset, items_per_batch: int,
   def to_batches(sample):
     experience = to_trajectory(tf.nest.map_structure(flatten, sample.data))
     return tf.nest.map_structure(split, experience), ()
-  dataset = dataset.batch(m * items_per_batch, drop_remainder=True).map(to_batches)
+  dataset = dataset.batch(m * items_per_batch, drop_remainder=True).map(no_autograph(to_batches))
   return dataset.unbatch().prefetch(_PREFETCH_BATCHES)
 
 
@@ -288,12 +293,12 @@ def _per_item_dataset(dataset: tf.data.Dataset, per_item: int, batch_size: int, 
       item["probability"] = tf.fill([per_item], sample.info.probability)
       item["table_size"] = tf.fill([per_item], sample.info.table_size)
     return item
-  dataset = dataset.map(to_transitions).rebatch(batch_size, drop_remainder=True)
+  dataset = dataset.map(no_autograph(to_transitions)).rebatch(batch_size, drop_remainder=True)
   if importance_sampling_exponent is None:
-    return dataset.map(lambda item: (to_trajectory(item), ())).prefetch(4)
+    return dataset.map(no_autograph(lambda item: (to_trajectory(item), ()))).prefetch(4)
   def prioritized(item):
     weights = importance_weights(item.pop("probability"), item.pop("table_size"),
                                  importance_sampling_exponent)
     key = item.pop("key")
     return {"experience": to_trajectory(item), "weights": weights}, {"key": key}
-  return dataset.map(prioritized).prefetch(4)
+  return dataset.map(no_autograph(prioritized)).prefetch(4)
