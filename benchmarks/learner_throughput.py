@@ -1,4 +1,4 @@
-"""DQN learner train steps/s fed from Reverb against the same learner fed from memory.
+"""DQN and PPO learner train steps/s fed from Reverb against the same learner fed from memory.
 
 Two DqnLearners per batch size (launch/learner.py, configs/dqn_cartpole.yaml,
 `learner.steps_per_call` train steps per call, one TF thread per op as
@@ -11,9 +11,19 @@ Two DqnLearners per batch size (launch/learner.py, configs/dqn_cartpole.yaml,
   in-memory  the learner's `_dataset_fn` swapped (as benchmarks/learner_replicas.py
              does) for one fixed batch of the same shape, repeated: the train step
              alone, no sampling, no reshaping
+Two PpoLearners per batch size (launch/ppo_learner.py, configs/ppo_cartpole.yaml:
+`agent.num_epochs` passes over each policy version's minibatches per call):
+  reverb     the real data path: each version's rollout sampled from a real in-process
+             Reverb queue (the replay server's tables, made deep enough to hold every
+             rollout of the measurement, written beforehand with a version the learner
+             never passes), GAE and minibatches made in the dataset, the normalizer
+             queue read too
+  in-memory  the learner's two iterators swapped for one fixed minibatch and one fixed
+             normalizer batch of the same shapes, repeated: the train step alone
 The rounds alternate the two; the table quotes medians and the ratio.
 
-    python benchmarks/learner_throughput.py [--batch-sizes 64 256] [--rounds 5] [--seconds 3]
+    python benchmarks/learner_throughput.py [--agents dqn ppo] [--batch-sizes 64 256]
+        [--rounds 5] [--seconds 3]
 
 Target (issue 9): from Reverb >= 0.9 x in-memory.
 """
@@ -114,39 +124,175 @@ def steps_per_second(learner, steps_per_call: int, seconds: float) -> float:
   return done / (time.perf_counter() - started)
 
 
+# A version no learner reaches in a benchmark: every prepared rollout stays current.
+_FUTURE_VERSION = 2**62
+
+
+def start_ppo_server(config, observation_spec, action_spec, depth: int):
+  """PPO's queues and variables table as the replay server makes them, `depth` items deep."""
+  from reverie.agents import replay  # pylint: disable=g-import-not-at-top
+  from reverie.agents.ppo import agent as ppo_agent  # pylint: disable=g-import-not-at-top
+  from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
+  from reverie.launch import contract  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config_schema import ppo_normalized  # pylint: disable=g-import-not-at-top
+  agent = ppo_agent.make_acting_agent(config.agent, observation_spec, action_spec)
+  signature = rollouts.item_signature(agent, config.actor.envs_per_actor,
+                                      config.agent.rollout_steps)
+  queues = [reverb.Table.queue(name, max_size=depth, signature=signature)
+            for name in contract.all_ppo_tables(1, ppo_normalized(config))]
+  variables = {contract.POLICY_KEY: ppo_agent.policy_variables(agent),
+               contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
+  server = reverb.Server([*queues, replay.variables_table(contract.VARIABLES_TABLE, variables)])
+  return server, signature
+
+
+def fill_ppo_queues(server: reverb.Server, signature, count: int, rng) -> None:
+  """Writes `count` random CartPole-shaped rollouts into every PPO queue, as actors do."""
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+  from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
+  from reverie.launch import contract  # pylint: disable=g-import-not-at-top
+  spec = signature["trajectory"]
+  shape = lambda s: s.shape.as_list()
+  normal = lambda s: rng.normal(size=shape(s)).astype(s.dtype.as_numpy_dtype)
+  mid = np.full(shape(spec.step_type), ts.StepType.MID, spec.step_type.dtype.as_numpy_dtype)
+  tables = [name for name in contract.all_ppo_tables(1) if name in server.localhost_client(
+      ).server_info()]
+  with reverb.Client(f"localhost:{server.port}").trajectory_writer(1) as writer:
+    for _ in range(count):
+      trajectory = spec._replace(
+          step_type=mid, next_step_type=mid, observation=normal(spec.observation),
+          action=rng.integers(0, 2, shape(spec.action)).astype(spec.action.dtype.as_numpy_dtype),
+          policy_info=tf.nest.map_structure(normal, spec.policy_info),
+          reward=np.ones(shape(spec.reward), np.float32),
+          discount=np.ones(shape(spec.discount), np.float32))
+      rollouts.append_item(writer, {"trajectory": trajectory,
+                                    "version": np.int64(_FUTURE_VERSION)}, tables)
+      writer.flush(block_until_num_items=32)
+
+
+def make_ppo_learners(config, server: reverb.Server, root: str, time_step_spec, action_spec):
+  """{'reverb': learner, 'in-memory': learner}, same config."""
+  from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
+  from reverie.launch import contract  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config_schema import ppo_frames_per_version, ppo_normalized  # pylint: disable=g-import-not-at-top
+  from reverie.launch.ppo_learner import PpoLearner  # pylint: disable=g-import-not-at-top
+  address = f"localhost:{server.port}"
+  learners = {}
+  for name in ("reverb", "in-memory"):
+    learner = PpoLearner(config, contract.RunDir(tempfile.mkdtemp(dir=root)), address,
+                         tf.distribute.get_strategy(), time_step_spec, action_spec)
+    if name == "in-memory":
+      # One rollout's minibatch (and normalizer batch), read once through the real datasets.
+      frames, batch = ppo_frames_per_version(config), config.learner.batch_size
+      train, normalization = contract.ppo_tables(0, 1, ppo_normalized(config))
+      fixed = lambda element: iter(tf.data.Dataset.from_tensors(element).repeat())
+      learner.learner._train_iterator = fixed(next(iter(rollouts.make_dataset(  # pylint: disable=protected-access
+          address, train, learner.agent, learner.min_version, batch))))
+      if normalization is not None:
+        learner.learner._normalization_iterator = fixed(next(iter(rollouts.make_dataset(  # pylint: disable=protected-access
+            address, normalization, learner.agent, learner.min_version, batch,
+            advantages=False))))
+    learners[name] = learner
+  return learners
+
+
+def ppo_steps_per_second(learner, seconds: float) -> float:
+  """Train steps/s over whole policy versions (num_samples x num_epochs steps each)."""
+  if learner.train_iteration() is None:  # warm: traced
+    raise RuntimeError("the PPO learner got no rollout")
+  before, started = int(learner.train_step.numpy()), time.perf_counter()
+  while time.perf_counter() - started < seconds:
+    learner.train_iteration()
+  return (int(learner.train_step.numpy()) - before) / (time.perf_counter() - started)
+
+
+def _table(title: str, rows) -> None:
+  print(title, flush=True)
+  print(f"{'batch':>5} {'reverb':>8} {'in-memory':>9} {'ratio':>6} {'reverb min':>10} "
+        f"{'reverb max':>10}", flush=True)
+  for batch_size, rates in rows:
+    ours, memory = statistics.median(rates["reverb"]), statistics.median(rates["in-memory"])
+    print(f"{batch_size:>5} {ours:>8,.0f} {memory:>9,.0f} {ours / memory:>6.2f} "
+          f"{min(rates['reverb']):>10,.0f} {max(rates['reverb']):>10,.0f}", flush=True)
+  print("(train steps per second; ratio = reverb / in-memory, target >= 0.9)", flush=True)
+
+
+def _dqn_rows(args, env, root):
+  from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+  for batch_size in args.batch_sizes:
+    config = load_config("dqn_cartpole", [f"learner.batch_size={batch_size}"]).config
+    server = start_server(config, env.observation_spec, env.action_spec)
+    learners = make_learners(config, server, root)
+    rates = {name: [] for name in learners}
+    for _ in range(args.rounds):
+      for name, learner in learners.items():
+        rates[name].append(steps_per_second(learner, config.learner.steps_per_call,
+                                            args.seconds))
+    server.stop()
+    yield batch_size, rates
+
+
+def _ppo_rows(args, env, root):
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+  from reverie.launch import contract  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config_schema import ppo_normalized  # pylint: disable=g-import-not-at-top
+  train = contract.ppo_tables(0, 1)[0]
+  time_step_spec = tensor_spec.from_spec(ts.time_step_spec(env.observation_spec))
+  action_spec = tensor_spec.from_spec(env.action_spec)
+  rng = np.random.default_rng(0)
+  for batch_size in args.batch_sizes:
+    config = load_config("ppo_cartpole", [f"learner.batch_size={batch_size}"]).config
+    # Rollouts for a round at up to 400 versions/s (about 5x what this machine trains),
+    # written before each Reverb round; a round that runs dry stops the benchmark.
+    per_round = int(400 * args.seconds) + 2
+    server, signature = start_ppo_server(config, env.observation_spec, env.action_spec,
+                                         depth=per_round + 1)
+    fill_ppo_queues(server, signature, 1, rng)  # for the in-memory learner's fixed batches
+    learners = make_ppo_learners(config, server, root, time_step_spec, action_spec)
+    rates = {name: [] for name in learners}
+    client = server.localhost_client()
+    for _ in range(args.rounds):
+      for name, learner in learners.items():
+        if name == "reverb":
+          fill_ppo_queues(server, signature, per_round, rng)
+        rates[name].append(ppo_steps_per_second(learner, args.seconds))
+        if name == "reverb":
+          if not client.server_info()[train].current_size:
+            raise RuntimeError("the Reverb-fed PPO learner ran out of rollouts: write more per round")
+          for table in contract.all_ppo_tables(1, ppo_normalized(config)):
+            client.reset(table)
+    server.stop()
+    yield batch_size, rates
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--agents", nargs="+", choices=["dqn", "ppo"], default=["dqn", "ppo"])
   parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
   args = parser.parse_args()
   from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
   from reverie.envs.registry import make_batched_env  # pylint: disable=g-import-not-at-top
-  base = load_config("dqn_cartpole", []).config
-  tf.config.threading.set_intra_op_parallelism_threads(base.learner.intra_op_threads)
-  print(f"# DQN learner train steps/s (configs/dqn_cartpole.yaml: fc {list(base.agent.fc_layer_params)}"
-        f", {base.learner.steps_per_call} steps per call, items of {base.replay.steps_per_item} x "
-        f"{base.actor.envs_per_actor} transitions), median of {args.rounds} alternating rounds of "
-        f"{args.seconds:g} s, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}", flush=True)
-  print(f"{'batch':>5} {'reverb':>8} {'in-memory':>9} {'ratio':>6} {'reverb min':>10} "
-        f"{'reverb max':>10}", flush=True)
+  dqn, ppo = load_config("dqn_cartpole", []).config, load_config("ppo_cartpole", []).config
+  tf.config.threading.set_intra_op_parallelism_threads(dqn.learner.intra_op_threads)
+  rounds = (f"median of {args.rounds} alternating rounds of {args.seconds:g} s, "
+            f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
   env = make_batched_env("CartPole-v1", 1)
   with tempfile.TemporaryDirectory(prefix="reverie-bench-") as root:
-    for batch_size in args.batch_sizes:
-      config = load_config("dqn_cartpole", [f"learner.batch_size={batch_size}"]).config
-      server = start_server(config, env.observation_spec, env.action_spec)
-      learners = make_learners(config, server, root)
-      rates = {name: [] for name in learners}
-      for _ in range(args.rounds):
-        for name, learner in learners.items():
-          rates[name].append(steps_per_second(learner, config.learner.steps_per_call,
-                                              args.seconds))
-      ours, memory = statistics.median(rates["reverb"]), statistics.median(rates["in-memory"])
-      print(f"{batch_size:>5} {ours:>8,.0f} {memory:>9,.0f} {ours / memory:>6.2f} "
-            f"{min(rates['reverb']):>10,.0f} {max(rates['reverb']):>10,.0f}", flush=True)
-      server.stop()
+    if "dqn" in args.agents:
+      _table(f"# DQN learner train steps/s (configs/dqn_cartpole.yaml: fc "
+             f"{list(dqn.agent.fc_layer_params)}, {dqn.learner.steps_per_call} steps per call, "
+             f"items of {dqn.replay.steps_per_item} x {dqn.actor.envs_per_actor} transitions), "
+             f"{rounds}", list(_dqn_rows(args, env, root)))
+    if "ppo" in args.agents:
+      _table(f"# PPO learner train steps/s (configs/ppo_cartpole.yaml: fc "
+             f"{list(ppo.agent.actor_fc_layers)} actor and value, "
+             f"{ppo.actor.envs_per_actor * ppo.agent.rollout_steps} env steps per version, "
+             f"{ppo.agent.num_epochs} epochs), {rounds}", list(_ppo_rows(args, env, root)))
   env.close()
-  print("(train steps per second; ratio = reverb / in-memory, target >= 0.9)")
 
 
 if __name__ == "__main__":

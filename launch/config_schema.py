@@ -265,6 +265,11 @@ def ppo_frames_per_version(config: Config) -> int:
   return config.actor.count * config.actor.envs_per_actor * config.agent.rollout_steps
 
 
+def ppo_normalized(config: Config) -> bool:
+  """Whether the PPO learner updates normalizers (and so reads a normalization queue)."""
+  return config.agent.normalize_observations or config.agent.normalize_rewards
+
+
 def check_available(config: Config) -> None:
   """Fails with one line for settings this version accepts in configs but cannot run yet."""
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top

@@ -15,23 +15,27 @@ TRAIN_STEP_KEY = rvc.TRAIN_STEP_KEY
 ROLES = ("replay_server", "actor", "learner", "evaluator")
 
 
-def ppo_tables(worker: int, workers: int):
-  """(training queue, normalization queue) of one learner worker.
+def ppo_tables(worker: int, workers: int, normalized: bool = True):
+  """(training queue, normalization queue or None) of one learner worker.
 
   With several learner workers (strategy.kind multi_worker) every worker has
   its own pair, and actors write each rollout into all of them: a worker
   trains on its share of the lanes and updates its normalizers from all of
-  them, so no worker waits on data another one took.
+  them, so no worker waits on data another one took. Without normalizers
+  (`normalized` False: agent.normalize_observations and normalize_rewards
+  both off) there is no normalization queue.
   """
   if workers == 1:
-    return PPO_TRAIN_TABLE, PPO_NORMALIZATION_TABLE
-  return f"{PPO_TRAIN_TABLE}_{worker}", f"{PPO_NORMALIZATION_TABLE}_{worker}"
+    train, normalization = PPO_TRAIN_TABLE, PPO_NORMALIZATION_TABLE
+  else:
+    train, normalization = f"{PPO_TRAIN_TABLE}_{worker}", f"{PPO_NORMALIZATION_TABLE}_{worker}"
+  return train, normalization if normalized else None
 
 
-def all_ppo_tables(workers: int):
+def all_ppo_tables(workers: int, normalized: bool = True):
   """Every PPO queue of a run, training queues first."""
-  pairs = [ppo_tables(worker, workers) for worker in range(workers)]
-  return [train for train, _ in pairs] + [normalization for _, normalization in pairs]
+  pairs = [ppo_tables(worker, workers, normalized) for worker in range(workers)]
+  return [train for train, _ in pairs] + [norm for _, norm in pairs if norm is not None]
 
 
 @dataclasses.dataclass(frozen=True)

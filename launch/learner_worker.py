@@ -28,7 +28,6 @@ import pathlib
 import sys
 import tempfile
 import threading
-import time
 from typing import List, Optional
 
 _REPORT_SECONDS = 0.5

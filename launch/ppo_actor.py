@@ -23,6 +23,7 @@ from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
 from reverie.launch.actor import EpisodeStats, check_batch, close_writer, flush_writer
 from reverie.launch.config_schema import Config, learner_workers, ppo_frames_per_version
+from reverie.launch.config_schema import ppo_normalized
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.actor")
@@ -54,7 +55,7 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
   check_batch(observation, env.observation_spec, lanes, f"actor {index} observation")
   rollout = rollouts.RolloutBuilder(config.agent.rollout_steps, observation)
   used = -1
-  tables = contract.all_ppo_tables(learner_workers(config))
+  tables = contract.all_ppo_tables(learner_workers(config), ppo_normalized(config))
   frames, start, rollouts_written = ppo_frames_per_version(config), state.env_steps, 0
   log.info("actor %d: %d environments of %s, %d steps per rollout", index, lanes, config.env.id,
            config.agent.rollout_steps)

@@ -1,8 +1,8 @@
 """PPO learner role: trains on the current policy version only, then pushes the next one.
 
 Every iteration TF-Agents' PPOLearner reads one rollout per actor from the
-training queue (and the same rollouts from the normalization queue to update
-the observation normalizer), runs `agent.num_epochs` passes of minibatches,
+training queue (and, with normalizers on, the same rollouts from the
+normalization queue to update them), runs `agent.num_epochs` passes of minibatches,
 and returns. Rollouts of an older version than allowed are dropped on the way
 in and counted (`replay/dropped_stale`). The learner then raises the oldest
 version it accepts and pushes the new weights, tagged with its train step:
@@ -25,7 +25,7 @@ from reverie.agents.ppo import agent as ppo_agent
 from reverie.agents.ppo import rollouts
 from reverie.launch import contract
 from reverie.launch import strategy as strategy_lib
-from reverie.launch.config_schema import Config, ppo_frames_per_version
+from reverie.launch.config_schema import Config, ppo_frames_per_version, ppo_normalized
 from reverie.launch.errors import ReverieError
 from reverie.launch.learner import LearnerBase, OneTraceLearner
 
@@ -40,7 +40,9 @@ class _NoAutographPPOLearner(ppo_learner.PPOLearner):
 
   AutoGraph converting them (and the nest utilities the normalizer update
   calls) took about 0.5 s of the learner's start here; they are plain TF.
-  Minibatches come from the experience dataset (minibatch_size None).
+  Minibatches come from the experience dataset (minibatch_size None). With
+  normalizers off there is no normalization queue to read: reading it cost
+  8 % of the learner's train steps at batch 256 (learner_throughput.py).
   """
 
   def _create_datasets(self, strategy):
@@ -49,9 +51,11 @@ class _NoAutographPPOLearner(ppo_learner.PPOLearner):
     make_dataset = no_autograph(lambda _: self._experience_dataset_fn().take(
         self._num_samples).cache().repeat(self._num_epochs))
     counter = tf.data.Dataset.counter
-    self._normalization_dataset = counter().flat_map(
-        no_autograph(lambda _: self._normalization_dataset_fn()))
-    self._normalization_iterator = iter(self._normalization_dataset)
+    self._normalization_iterator = None  # normalizers off: no normalization queue
+    if self._normalization_dataset_fn is not None:
+      self._normalization_dataset = counter().flat_map(
+          no_autograph(lambda _: self._normalization_dataset_fn()))
+      self._normalization_iterator = iter(self._normalization_dataset)
     with strategy.scope():
       if strategy.num_replicas_in_sync > 1:
         self._train_dataset = strategy.distribute_datasets_from_function(
@@ -60,10 +64,16 @@ class _NoAutographPPOLearner(ppo_learner.PPOLearner):
         self._train_dataset = counter().flat_map(make_dataset)
       self._train_iterator = iter(self._train_dataset)
 
-  @tf.function(autograph=False)
   def _update_normalizers(self, iterator):
-    """Each of the version's rollouts updates the observation and reward normalizers (no-ops
-    when they are off); returns the frame count, as TF-Agents' does."""
+    """Each of the version's rollouts updates the observation and reward normalizers.
+
+    Returns the frame count, as TF-Agents' does (0 without normalizers: only
+    PPOLearner's own minibatching, unused here, reads it).
+    """
+    return 0 if iterator is None else self._traced_update_normalizers(iterator)
+
+  @tf.function(autograph=False)
+  def _traced_update_normalizers(self, iterator):
     frames = tf.constant(0, tf.int32)
     for _ in range(self._num_samples):
       trajectory, _ = next(iterator)
@@ -95,7 +105,7 @@ class PpoLearner(LearnerBase):
     lanes_per_worker = config.actor.envs_per_actor // workers
     lanes = slice(worker * lanes_per_worker, (worker + 1) * lanes_per_worker)
     num_samples = frames // workers // per_replica  # minibatches of this worker per version
-    train_table, normalization_table = contract.ppo_tables(worker, workers)
+    train_table, normalization_table = contract.ppo_tables(worker, workers, ppo_normalized(config))
     self.observation_spec = time_step_spec.observation
     agent_config = config.agent
     with strategy.scope():
@@ -131,7 +141,7 @@ class PpoLearner(LearnerBase):
                 per_replica, self.dropped, lanes=lanes if workers > 1 else None)),
             normalization_dataset_fn=on_device(lambda: rollouts.make_dataset(
                 server_address, normalization_table, self.agent, self.min_version,
-                frames // num_samples, advantages=False)),
+                frames // num_samples, advantages=False)) if normalization_table else None,
             num_samples=num_samples, num_epochs=agent_config.num_epochs,
             minibatch_size=None,
             after_train_strategy_step_fn=no_autograph(self._accumulate_metrics),

@@ -23,7 +23,7 @@ from reverie.agents.dqn import frames
 from reverie.agents.dqn import transitions
 from reverie.launch import contract
 from reverie.launch import replay_bytes
-from reverie.launch.config_schema import Config, learner_workers
+from reverie.launch.config_schema import Config, learner_workers, ppo_normalized
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.replay_server")
@@ -69,7 +69,8 @@ def _ppo_tables(config: Config, observation_spec, action_spec):
                                       config.agent.rollout_steps)
   size = config.actor.count * (config.agent.max_policy_lag_versions + 2)
   queues = [reverb.Table.queue(name, max_size=size, signature=signature)
-            for name in contract.all_ppo_tables(learner_workers(config))]
+            for name in contract.all_ppo_tables(learner_workers(config),
+                                                 ppo_normalized(config))]
   variables = {contract.POLICY_KEY: ppo_agent.policy_variables(agent),
                contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
   return [*queues, replay.variables_table(contract.VARIABLES_TABLE, variables)]

@@ -132,7 +132,8 @@ def end_ppo_wait_when_done(address: str, state: RunState) -> None:
   state.stop.wait()
   client = reverb.Client(address)
   info = client.server_info()
-  for table in (contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE):
+  for table in (t for t in (contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE)
+                if t in info):  # no normalization queue without normalizers
     writer = client.trajectory_writer(num_keep_alive_refs=1)
     rollouts.append_item(writer, rollouts.stop_marker(info[table].signature), [table])
     try:

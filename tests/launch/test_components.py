@@ -100,3 +100,18 @@ def test_one_device_strategy_places_the_learner():
   strategy = strategy_lib.make_strategy(config.strategy)
   assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
   assert strategy.num_replicas_in_sync == 1
+
+
+def test_ppo_has_a_normalization_queue_only_with_normalizers():
+  # Without normalizers the learner reads no second queue (8 % of its train steps at batch
+  # 256, benchmarks/learner_throughput.py) and actors write no second item per rollout.
+  from reverie.launch.replay_server import make_tables  # pylint: disable=g-import-not-at-top
+  for sets, expected in (
+      ([], {contract.PPO_TRAIN_TABLE}),
+      (["agent.normalize_rewards=true"], {contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE}),
+      (["agent.normalize_observations=true", "strategy.kind=multi_worker", "strategy.workers=2"],
+       {"ppo_train_0", "ppo_train_1", "ppo_normalization_0", "ppo_normalization_1"})):
+    config = load_config("ppo_cartpole", sets).config
+    observation_spec, action_spec = _specs(config)
+    names = {table.name for table in make_tables(config, observation_spec, action_spec)}
+    assert names - {contract.VARIABLES_TABLE} == expected, sets
