@@ -54,14 +54,17 @@ def main() -> None:
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5, 6, 7])
   parser.add_argument("--set", action="append", default=[], help="config overrides for both")
   args = parser.parse_args()
-  head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                        capture_output=True, text=True, check=True).stdout.strip()
+  git = lambda *command: subprocess.run(["git", "-C", str(ROOT), *command], capture_output=True,
+                                        text=True, check=True).stdout.strip()
+  head = git("rev-parse", "--short", "HEAD") + (" + local changes" if git("status", "--porcelain",
+                                                                           "--untracked-files=no")
+                                                else "")
   budget = 2 * time_to_solve.TARGETS[args.config][2]
   extra = [a for kv in args.set for a in ("--set", kv)]
   with tempfile.TemporaryDirectory(prefix="reverie-ab-") as scratch:
     scratch = pathlib.Path(scratch)
     trees = {"this": None, args.baseline: str(baseline_tree(args.baseline, scratch))}
-    print(f"# {args.config}: this tree ({head} + local changes) vs {args.baseline}, seeds "
+    print(f"# {args.config}: this tree ({head}) vs {args.baseline}, seeds "
           f"{' '.join(map(str, args.seeds))}, run.max_env_steps={budget}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     print(f"{'seed':>4} {'code':>10} {'solved':>6} {'env steps':>10} {'solve s':>8} "
