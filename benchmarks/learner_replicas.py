@@ -74,7 +74,7 @@ def _learner(kind: str, strategy, batch: int, root: str):
   def fixed(unused_address, unused_table, agent, unused_version, minibatch, *args, **kwargs):
     del args, kwargs
     steps = rollouts.minibatches(agent, item, minibatch, order=tf.range(frames))
-    return tf.data.Dataset.from_tensor_slices(steps).map(lambda s: (s, ()))
+    return tf.data.Dataset.from_tensor_slices(steps).map(lambda s: (s, ())).repeat()  # every version
 
   with unittest.mock.patch.object(rollouts, "make_dataset", fixed):
     learner = PpoLearner(config, run_dir, address, strategy, time_step_spec,

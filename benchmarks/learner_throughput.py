@@ -148,33 +148,38 @@ def start_ppo_server(config, observation_spec, action_spec, depth: int):
 
 def fill_ppo_queues(server: reverb.Server, signature, count: int, rng) -> None:
   """Writes `count` random CartPole-shaped rollouts into every PPO queue, as actors do."""
-  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
   from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
-  spec = signature["trajectory"]
-  shape = lambda s: s.shape.as_list()
-  normal = lambda s: rng.normal(size=shape(s)).astype(s.dtype.as_numpy_dtype)
-  mid = np.full(shape(spec.step_type), ts.StepType.MID, spec.step_type.dtype.as_numpy_dtype)
   tables = [name for name in contract.all_ppo_tables(1) if name in server.localhost_client(
       ).server_info()]
   with reverb.Client(f"localhost:{server.port}").trajectory_writer(1) as writer:
     for _ in range(count):
-      trajectory = spec._replace(
-          step_type=mid, next_step_type=mid, observation=normal(spec.observation),
-          action=rng.integers(0, 2, shape(spec.action)).astype(spec.action.dtype.as_numpy_dtype),
-          policy_info=tf.nest.map_structure(normal, spec.policy_info),
-          reward=np.ones(shape(spec.reward), np.float32),
-          discount=np.ones(shape(spec.discount), np.float32))
-      rollouts.append_item(writer, {"trajectory": trajectory,
+      rollouts.append_item(writer, {"trajectory": random_rollout(signature, rng),
                                     "version": np.int64(_FUTURE_VERSION)}, tables)
       writer.flush(block_until_num_items=32)
 
 
-def make_ppo_learners(config, server: reverb.Server, root: str, time_step_spec, action_spec):
+def random_rollout(signature, rng):
+  """A CartPole-shaped rollout ([T+1, N, ...] columns) of random observations and actions."""
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+  spec = signature["trajectory"]
+  shape = lambda s: s.shape.as_list()
+  normal = lambda s: rng.normal(size=shape(s)).astype(s.dtype.as_numpy_dtype)
+  mid = np.full(shape(spec.step_type), ts.StepType.MID, spec.step_type.dtype.as_numpy_dtype)
+  return spec._replace(
+      step_type=mid, next_step_type=mid, observation=normal(spec.observation),
+      action=rng.integers(0, 2, shape(spec.action)).astype(spec.action.dtype.as_numpy_dtype),
+      policy_info=tf.nest.map_structure(normal, spec.policy_info),
+      reward=np.ones(shape(spec.reward), np.float32),
+      discount=np.ones(shape(spec.discount), np.float32))
+
+
+def make_ppo_learners(config, server: reverb.Server, signature, root: str, time_step_spec,
+                      action_spec, rng):
   """{'reverb': learner, 'in-memory': learner}, same config."""
   from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
-  from reverie.launch.config_schema import ppo_frames_per_version, ppo_normalized  # pylint: disable=g-import-not-at-top
+  from reverie.launch.config_schema import ppo_normalized  # pylint: disable=g-import-not-at-top
   from reverie.launch.ppo_learner import PpoLearner  # pylint: disable=g-import-not-at-top
   address = f"localhost:{server.port}"
   learners = {}
@@ -182,16 +187,17 @@ def make_ppo_learners(config, server: reverb.Server, root: str, time_step_spec, 
     learner = PpoLearner(config, contract.RunDir(tempfile.mkdtemp(dir=root)), address,
                          tf.distribute.get_strategy(), time_step_spec, action_spec)
     if name == "in-memory":
-      # One rollout's minibatch (and normalizer batch), read once through the real datasets.
-      frames, batch = ppo_frames_per_version(config), config.learner.batch_size
-      train, normalization = contract.ppo_tables(0, 1, ppo_normalized(config))
-      fixed = lambda element: iter(tf.data.Dataset.from_tensors(element).repeat())
-      learner.learner._train_iterator = fixed(next(iter(rollouts.make_dataset(  # pylint: disable=protected-access
-          address, train, learner.agent, learner.min_version, batch))))
-      if normalization is not None:
-        learner.learner._normalization_iterator = fixed(next(iter(rollouts.make_dataset(  # pylint: disable=protected-access
-            address, normalization, learner.agent, learner.min_version, batch,
-            advantages=False))))
+      # One minibatch (and normalizer batch) of a random rollout, made as the dataset makes them.
+      # (This learner's own Reverb sampler holds at most one queued rollout, never read.)
+      item = tf.nest.map_structure(tf.constant, random_rollout(signature, rng))
+      batch = config.learner.batch_size
+      first = lambda steps: tf.nest.map_structure(lambda x: x[0], steps)
+      fixed = lambda steps: iter(tf.data.Dataset.from_tensors((first(steps), ())).repeat())
+      learner.learner._train_iterator = fixed(rollouts.minibatches(  # pylint: disable=protected-access
+          learner.agent, item, batch))
+      if ppo_normalized(config):
+        learner.learner._normalization_iterator = fixed(rollouts.minibatches(  # pylint: disable=protected-access
+            learner.agent, item, batch, advantages=False))
     learners[name] = learner
   return learners
 
@@ -249,8 +255,7 @@ def _ppo_rows(args, env, root):
     per_round = int(400 * args.seconds) + 2
     server, signature = start_ppo_server(config, env.observation_spec, env.action_spec,
                                          depth=per_round + 1)
-    fill_ppo_queues(server, signature, 1, rng)  # for the in-memory learner's fixed batches
-    learners = make_ppo_learners(config, server, root, time_step_spec, action_spec)
+    learners = make_ppo_learners(config, server, signature, root, time_step_spec, action_spec, rng)
     rates = {name: [] for name in learners}
     client = server.localhost_client()
     for _ in range(args.rounds):

@@ -35,33 +35,42 @@ no_autograph = tf.autograph.experimental.do_not_convert
 _METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 
 
-class _NoAutographPPOLearner(ppo_learner.PPOLearner):
-  """TF-Agents' PPOLearner with its dataset functions and normalizer update traced without AutoGraph.
+class _StreamingPPOLearner(ppo_learner.PPOLearner):
+  """TF-Agents' PPOLearner reading one pipeline for the whole run, traced without AutoGraph.
 
-  AutoGraph converting them (and the nest utilities the normalizer update
-  calls) took about 0.5 s of the learner's start here; they are plain TF.
-  Minibatches come from the experience dataset (minibatch_size None). With
-  normalizers off there is no normalization queue to read: reading it cost
-  8 % of the learner's train steps at batch 256 (learner_throughput.py).
+  - TF-Agents remakes its input pipeline, and so a Reverb sampler, on every
+    call; at batch 256 that cost about 0.1 of the learner's train steps
+    (learner_throughput.py: 0.88 of in-memory, 0.96 with one pipeline).
+  - AutoGraph converting the dataset functions and the normalizer update
+    (and the nest utilities it calls) took about 0.5 s of the learner's
+    start here; they are plain TF.
+  - With normalizers off there is no normalization queue to read.
+  Minibatches come from the experience dataset (minibatch_size None).
   """
 
   def _create_datasets(self, strategy):
-    """As TF-Agents': each call's `num_samples` minibatches, cached and repeated `num_epochs` times."""
+    """Each call's `num_samples` minibatches, `num_epochs` times in the same order, as TF-Agents'.
+
+    The experience dataset is an endless stream of minibatches; each
+    version's `num_samples` are grouped and repeated, where TF-Agents takes,
+    caches and repeats them in a pipeline made anew for every call.
+    """
     assert not self._minibatch_size, "PpoLearner's minibatches come from its dataset"
-    make_dataset = no_autograph(lambda _: self._experience_dataset_fn().take(
-        self._num_samples).cache().repeat(self._num_epochs))
-    counter = tf.data.Dataset.counter
+
+    @no_autograph
+    def versions(_):
+      one_version = lambda steps, info: tf.data.Dataset.from_tensor_slices(
+          (steps, info)).repeat(self._num_epochs)
+      return self._experience_dataset_fn().batch(self._num_samples).flat_map(one_version)
+
     self._normalization_iterator = None  # normalizers off: no normalization queue
     if self._normalization_dataset_fn is not None:
-      self._normalization_dataset = counter().flat_map(
-          no_autograph(lambda _: self._normalization_dataset_fn()))
-      self._normalization_iterator = iter(self._normalization_dataset)
+      self._normalization_iterator = iter(self._normalization_dataset_fn())
     with strategy.scope():
       if strategy.num_replicas_in_sync > 1:
-        self._train_dataset = strategy.distribute_datasets_from_function(
-            no_autograph(lambda context: counter().flat_map(make_dataset)))
+        self._train_dataset = strategy.distribute_datasets_from_function(versions)
       else:
-        self._train_dataset = counter().flat_map(make_dataset)
+        self._train_dataset = versions(None)
       self._train_iterator = iter(self._train_dataset)
 
   def _update_normalizers(self, iterator):
@@ -134,7 +143,7 @@ class PpoLearner(LearnerBase):
       # per version, num_epochs passes over them.
       on_device = lambda fn: no_autograph(strategy_lib.on_dataset_device(strategy, fn))
       with unittest.mock.patch.object(ppo_learner.learner, "Learner", OneTraceLearner):
-        self.learner = _NoAutographPPOLearner(
+        self.learner = _StreamingPPOLearner(
             self._scratch.name, self.train_step, self.agent,
             experience_dataset_fn=on_device(lambda: rollouts.make_dataset(
                 server_address, train_table, self.agent, self.min_version,

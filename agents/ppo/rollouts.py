@@ -120,7 +120,7 @@ def minibatches(agent, item: trajectory.Trajectory, minibatch_size: int,
 def make_dataset(server_address: str, table: str, agent, min_version: tf.Variable,
                  minibatch_size: int, dropped: Optional[tf.Variable] = None,
                  advantages: bool = True, lanes: Optional[slice] = None) -> tf.data.Dataset:
-  """Shuffled [minibatch_size, 1] minibatches of the current policy versions' rollouts.
+  """Shuffled [minibatch_size, 1] minibatches of the current policy versions' rollouts, endlessly.
 
   Items older than `min_version` are dropped (counted in `dropped` when
   given). Each item becomes minibatches with `minibatches` (GAE, shuffle, one
@@ -131,8 +131,11 @@ def make_dataset(server_address: str, table: str, agent, min_version: tf.Variabl
   (they read observations and rewards only). `lanes` keeps those lanes of
   every rollout (a learner worker's share).
 
-  Nothing is prefetched after the version filter: it must see `min_version`
-  as it is when the learner asks for data, not as it was before the last push.
+  One Reverb sampler serves the whole run, one rollout in flight: the learner
+  reads every rollout it takes (a sampler made per rollout cost about 1 ms
+  of every policy version). Nothing is prefetched after the version filter:
+  it must see `min_version` as it is when the learner asks for data, not as
+  it was before the last push.
   """
   import reverb  # pylint: disable=g-import-not-at-top
   signature = reverb.TrajectoryDataset.from_table_signature(
@@ -142,15 +145,6 @@ def make_dataset(server_address: str, table: str, agent, min_version: tf.Variabl
   # The functions below branch with tf.cond only; tf.data would otherwise run
   # autograph over them and over all they call (TF-Agents' GAE): start-up time.
   no_autograph = tf.autograph.experimental.do_not_convert
-
-  @no_autograph
-  def one_item(_):
-    # One sample per sampler: a sampler keeps a request in flight, and a queue's
-    # item taken for a dataset the learner has finished with would be lost.
-    return reverb.TrajectoryDataset(
-        server_address, table, dtypes=tf.nest.map_structure(lambda s: s.dtype, signature),
-        shapes=tf.nest.map_structure(lambda s: s.shape, signature),
-        max_in_flight_samples_per_worker=1, num_workers_per_iterator=1, max_samples=1)
 
   def drop():
     with tf.control_dependencies([dropped.assign_add(1)]):
@@ -174,5 +168,8 @@ def make_dataset(server_address: str, table: str, agent, min_version: tf.Variabl
     steps = minibatches(agent, item, minibatch_size, advantages=advantages)
     return tf.data.Dataset.from_tensor_slices(steps)
 
-  items = tf.data.Dataset.from_tensors(0).repeat().flat_map(one_item)
+  items = reverb.TrajectoryDataset(
+      server_address, table, dtypes=tf.nest.map_structure(lambda s: s.dtype, signature),
+      shapes=tf.nest.map_structure(lambda s: s.shape, signature),
+      max_in_flight_samples_per_worker=1, num_workers_per_iterator=1)
   return items.filter(current).flat_map(to_minibatches).map(lambda steps: (steps, ()))

@@ -157,12 +157,12 @@ def _ppo_learner(tmp_path, replicas, initial, rollout):
   per_replica = GLOBAL_BATCH // replicas
 
   def fixed_minibatches(unused_address, unused_table, agent, *unused_args, **unused_kwargs):
-    # The same rollout and step order for both learners; PPOLearner takes
-    # each version's minibatches here.
+    # The same rollout and step order for both learners, for every version (an endless
+    # stream, as rollouts.make_dataset gives).
     count = config.agent.rollout_steps * config.actor.envs_per_actor
     steps = rollouts.minibatches(agent, rollout, per_replica,
                                  order=tf.constant(np.random.default_rng(2).permutation(count)))
-    return tf.data.Dataset.from_tensor_slices(steps).map(lambda s: (s, ()))
+    return tf.data.Dataset.from_tensor_slices(steps).map(lambda s: (s, ())).repeat()
 
   with unittest.mock.patch.object(rollouts, "make_dataset", fixed_minibatches):
     learner = PpoLearner(config, run_dir, f"localhost:{server.port}", _strategy(replicas),
