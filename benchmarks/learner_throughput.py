@@ -16,10 +16,10 @@ Two PpoLearners per batch size (launch/ppo_learner.py, configs/ppo_cartpole.yaml
   reverb     the real data path: each version's rollout sampled from a real in-process
              Reverb queue (the replay server's tables, made deep enough to hold every
              rollout of the measurement, written beforehand with a version the learner
-             never passes), GAE and minibatches made in the dataset, the normalizer
-             queue read too
-  in-memory  the learner's two iterators swapped for one fixed minibatch and one fixed
-             normalizer batch of the same shapes, repeated: the train step alone
+             never passes), GAE and minibatches made in the dataset (and the normalizer
+             queue read, in configs with normalizers; ppo_cartpole has none)
+  in-memory  the learner's iterators swapped for one fixed minibatch (and normalizer
+             batch) of the same shapes, repeated: the train step alone
 The rounds alternate the two; the table quotes medians and the ratio.
 
     python benchmarks/learner_throughput.py [--agents dqn ppo] [--batch-sizes 64 256]
@@ -129,7 +129,8 @@ _FUTURE_VERSION = 2**62
 
 
 def start_ppo_server(config, observation_spec, action_spec, depth: int):
-  """PPO's queues and variables table as the replay server makes them, `depth` items deep."""
+  """(server, item signature, queue names): PPO's queues and variables table as the replay
+  server makes them, `depth` items deep."""
   from reverie.agents import replay  # pylint: disable=g-import-not-at-top
   from reverie.agents.ppo import agent as ppo_agent  # pylint: disable=g-import-not-at-top
   from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
@@ -138,20 +139,17 @@ def start_ppo_server(config, observation_spec, action_spec, depth: int):
   agent = ppo_agent.make_acting_agent(config.agent, observation_spec, action_spec)
   signature = rollouts.item_signature(agent, config.actor.envs_per_actor,
                                       config.agent.rollout_steps)
-  queues = [reverb.Table.queue(name, max_size=depth, signature=signature)
-            for name in contract.all_ppo_tables(1, ppo_normalized(config))]
+  tables = contract.all_ppo_tables(1, ppo_normalized(config))
+  queues = [reverb.Table.queue(name, max_size=depth, signature=signature) for name in tables]
   variables = {contract.POLICY_KEY: ppo_agent.policy_variables(agent),
                contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
   server = reverb.Server([*queues, replay.variables_table(contract.VARIABLES_TABLE, variables)])
-  return server, signature
+  return server, signature, tables
 
 
-def fill_ppo_queues(server: reverb.Server, signature, count: int, rng) -> None:
-  """Writes `count` random CartPole-shaped rollouts into every PPO queue, as actors do."""
+def fill_ppo_queues(server: reverb.Server, signature, tables, count: int, rng) -> None:
+  """Writes `count` random CartPole-shaped rollouts into the PPO queues `tables`, as actors do."""
   from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
-  from reverie.launch import contract  # pylint: disable=g-import-not-at-top
-  tables = [name for name in contract.all_ppo_tables(1) if name in server.localhost_client(
-      ).server_info()]
   with reverb.Client(f"localhost:{server.port}").trajectory_writer(1) as writer:
     for _ in range(count):
       rollouts.append_item(writer, {"trajectory": random_rollout(signature, rng),
@@ -241,10 +239,7 @@ def _dqn_rows(args, env, root):
 def _ppo_rows(args, env, root):
   from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
   from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
-  from reverie.launch import contract  # pylint: disable=g-import-not-at-top
   from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
-  from reverie.launch.config_schema import ppo_normalized  # pylint: disable=g-import-not-at-top
-  train = contract.ppo_tables(0, 1)[0]
   time_step_spec = tensor_spec.from_spec(ts.time_step_spec(env.observation_spec))
   action_spec = tensor_spec.from_spec(env.action_spec)
   rng = np.random.default_rng(0)
@@ -253,20 +248,20 @@ def _ppo_rows(args, env, root):
     # Rollouts for a round at up to 400 versions/s (about 5x what this machine trains),
     # written before each Reverb round; a round that runs dry stops the benchmark.
     per_round = int(400 * args.seconds) + 2
-    server, signature = start_ppo_server(config, env.observation_spec, env.action_spec,
-                                         depth=per_round + 1)
+    server, signature, tables = start_ppo_server(config, env.observation_spec,
+                                                 env.action_spec, depth=per_round + 1)
     learners = make_ppo_learners(config, server, signature, root, time_step_spec, action_spec, rng)
     rates = {name: [] for name in learners}
     client = server.localhost_client()
     for _ in range(args.rounds):
       for name, learner in learners.items():
         if name == "reverb":
-          fill_ppo_queues(server, signature, per_round, rng)
+          fill_ppo_queues(server, signature, tables, per_round, rng)
         rates[name].append(ppo_steps_per_second(learner, args.seconds))
         if name == "reverb":
-          if not client.server_info()[train].current_size:
+          if not client.server_info()[tables[0]].current_size:  # the training queue
             raise RuntimeError("the Reverb-fed PPO learner ran out of rollouts: write more per round")
-          for table in contract.all_ppo_tables(1, ppo_normalized(config)):
+          for table in tables:
             client.reset(table)
     server.stop()
     yield batch_size, rates

@@ -57,10 +57,9 @@ class _StreamingPPOLearner(ppo_learner.PPOLearner):
     """
     assert not self._minibatch_size, "PpoLearner's minibatches come from its dataset"
 
-    @no_autograph
-    def versions(_):
-      one_version = lambda steps, info: tf.data.Dataset.from_tensor_slices(
-          (steps, info)).repeat(self._num_epochs)
+    def versions(_):  # called once per input pipeline, in Python
+      one_version = no_autograph(lambda steps, info: tf.data.Dataset.from_tensor_slices(
+          (steps, info)).repeat(self._num_epochs))
       return self._experience_dataset_fn().batch(self._num_samples).flat_map(one_version)
 
     self._normalization_iterator = None  # normalizers off: no normalization queue
@@ -141,7 +140,7 @@ class PpoLearner(LearnerBase):
       # Minibatches come shuffled out of the dataset (agents/ppo/rollouts.py), so
       # PPOLearner runs without its own minibatching: num_samples minibatches
       # per version, num_epochs passes over them.
-      on_device = lambda fn: no_autograph(strategy_lib.on_dataset_device(strategy, fn))
+      on_device = lambda fn: strategy_lib.on_dataset_device(strategy, fn)
       with unittest.mock.patch.object(ppo_learner.learner, "Learner", OneTraceLearner):
         self.learner = _StreamingPPOLearner(
             self._scratch.name, self.train_step, self.agent,
