@@ -11,6 +11,7 @@ from typing import Dict
 import numpy as np
 
 from reverie.agents import pixels
+from reverie.agents import replay
 from reverie.agents.dqn import frames
 from reverie.agents.dqn import transitions
 from reverie.envs.batched import BatchStep
@@ -73,11 +74,9 @@ class ReplayWriter:
       history = self._writer.history
       columns = {k: history[k][-self._k:] for k in frames.SCALAR_COLUMNS}
       columns.update({k: history[k][-self._frame_rows:] for k in frames.FRAME_COLUMNS})
+      self._writer.create_item(self._table, priority, columns)
     else:
-      self._writer.append(self._blocks.take())  # one step of [K, N, ...] columns
-      history = self._writer.history
-      columns = {k: history[k][-1] for k in transitions.COLUMNS}
-    self._writer.create_item(self._table, priority, columns)
+      replay.write_item(self._writer, self._blocks.take(), [self._table], priority)
     self._since_item = 0
 
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
 
+from reverie.agents import replay
 from reverie.envs.batched import BatchStep
 
 
@@ -80,10 +81,7 @@ STOP_MESSAGE = "the run stopped: end of rollouts"
 
 def append_item(writer, item: Dict, tables) -> None:
   """Appends one whole item (a rollout or a stop marker) and makes it an item of each table."""
-  writer.append(item)
-  columns = tf.nest.map_structure(lambda column: column[-1], writer.history)
-  for table in tables:
-    writer.create_item(table, 1.0, columns)
+  replay.write_item(writer, item, tables)
 
 
 def stop_marker(signature) -> Dict:

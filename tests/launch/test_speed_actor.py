@@ -1,6 +1,7 @@
 """Issue 9's actor speed-ups keep what the actor does: items, weights and the policy's actions."""
 
 import numpy as np
+import pytest
 import reverb
 import tensorflow as tf
 
@@ -118,3 +119,25 @@ def test_items_written_as_one_step_are_the_rows_of_the_n_step_accumulator():
     for column in transitions.COLUMNS:
       want = np.stack([row[column] for row in expected[i * k_rows:(i + 1) * k_rows]])
       np.testing.assert_array_equal(item[column].numpy(), want, err_msg=f"item {i} {column}")
+
+
+def test_a_step_written_as_a_whole_item_lands_in_each_table_and_a_misfit_names_its_columns():
+  signature = {"b": tf.TensorSpec([], tf.int64), "a": tf.TensorSpec([2], tf.float32)}
+  server = reverb.Server([reverb.Table.queue(name, 10, signature=signature)
+                          for name in ("q1", "q2")])
+  client = reverb.Client(f"localhost:{server.port}")
+  writer = client.trajectory_writer(num_keep_alive_refs=1)
+  try:
+    for value in (1, 2):
+      replay.write_item(writer, {"b": np.int64(value), "a": np.full(2, value, np.float32)},
+                        ["q1", "q2"])
+    writer.flush()
+    for table in ("q1", "q2"):
+      got = [next(client.sample(table, emit_timesteps=False)).data for _ in range(2)]
+      assert [int(b) for _, b in got] == [1, 2]  # columns in signature order: a, b
+      assert [a.tolist() for a, _ in got] == [[1.0, 1.0], [2.0, 2.0]]
+    with pytest.raises(ValueError, match=r"columns in order: a, b"):
+      replay.write_item(writer, {"b": np.int64(3), "a": np.zeros(2, np.float64)}, ["q1"])
+  finally:
+    writer.close()
+    server.stop()
