@@ -118,9 +118,11 @@ class NStepBlocks:
   """NStepAccumulator's rows for vector observations, K at a time, as [K, N, ...] columns.
 
   `add` only copies the step into a buffer; `take` sums the n-step returns of
-  all K rows at once (about 10 us a vector step of CartPole at 64 lanes
-  instead of 30). The rows are the ones NStepAccumulator emits for the same
-  steps, the warm-up rows (valid False) included.
+  all K rows at once, over [n, K, N] windows of the buffers (CartPole, 64
+  lanes, K 4: about 2 us an `add` and 22 us a `take`, 7 us a vector step in
+  all; 30 us a step one row at a time). The rows are the ones
+  NStepAccumulator emits for the same steps, bit for bit, the warm-up rows
+  (valid False) included.
   """
 
   def __init__(self, num_lanes: int, n_step: int, gamma: float, observation: np.ndarray,
@@ -137,6 +139,15 @@ class NStepBlocks:
     self._live = np.zeros((steps, num_lanes), bool)
     self._rows = np.arange(steps_per_item)[:, None]
     self._lanes = np.arange(num_lanes)[None, :]
+    # take() reads the n windows of K rows (window k starts k steps later) as [n, K, N]
+    # views of the buffers, and gamma^k and gamma^(m-1) from tables.
+    window = lambda buf: np.lib.stride_tricks.as_strided(
+        buf, (n_step, steps_per_item, num_lanes), (buf.strides[0], *buf.strides))
+    self._reward_windows, self._ended_windows, self._terminal_windows = (
+        window(self._rewards), window(self._ended), window(self._terminal))
+    self._alive = np.ones((n_step, steps_per_item, num_lanes), bool)  # row 0 stays True
+    self._gamma_powers = (gamma ** np.arange(n_step))[:, None, None]
+    self._discounts = (gamma ** (np.arange(n_step + 1) - 1)).astype(np.float32)  # [m] = gamma^(m-1)
     self.size = 0  # steps added since the last take
 
   def add(self, action: np.ndarray, step: BatchStep) -> None:
@@ -157,16 +168,16 @@ class NStepBlocks:
     if self.size != self._k:
       raise ValueError(f"take() after {self.size} steps; a block has {self._k}")
     k_rows = self._k
-    alive = np.ones((k_rows, self._rewards.shape[1]), bool)
-    ret = np.zeros(alive.shape, np.float32)
-    steps = np.zeros(alive.shape, np.int64)
-    terminal = np.zeros_like(alive)
-    for k in range(self._n):  # the same sums, in the same order, as NStepAccumulator._emit
-      ret += alive * (self._gamma ** k) * self._rewards[k:k + k_rows]
-      steps += alive
-      terminal |= alive & self._terminal[k:k + k_rows]
-      alive = alive & ~self._ended[k:k + k_rows]
-    discount = np.where(terminal, 0.0, self._gamma ** (steps - 1)).astype(np.float32)
+    # alive[k]: the episode of the row's step has not ended in the k steps after it.
+    alive = self._alive
+    np.logical_and.accumulate(~self._ended_windows[:-1], axis=0, out=alive[1:])
+    terms = self._gamma_powers * self._reward_windows * alive  # float64, as NStepAccumulator's
+    ret = terms[0].astype(np.float32)
+    for term in terms[1:]:  # summed into float32 in the same order as NStepAccumulator._emit
+      ret += term
+    steps = alive.sum(axis=0)
+    discount = self._discounts[steps]
+    discount[(alive & self._terminal_windows).any(axis=0)] = 0.0
     block = {
         "observation": self._obs[:k_rows].copy(),
         "action": self._actions[:k_rows].copy(),

@@ -1,6 +1,7 @@
 """n-step transitions: returns, bootstrapping and the reset boundary."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from reverie.agents.dqn.transitions import NStepAccumulator, NStepBlocks, to_trajectory
@@ -83,8 +84,9 @@ def test_invalid_lanes_become_masked_last_steps():
   assert traj.reward[:, 0].numpy().tolist() == [1.0, 2.0]
 
 
-def test_blocks_of_k_rows_equal_the_step_by_step_rows():
-  lanes, n_step, k_rows, steps = 5, 3, 4, 40
+@pytest.mark.parametrize("n_step", [1, 3, 5])
+def test_blocks_of_k_rows_equal_the_step_by_step_rows(n_step):
+  lanes, k_rows, steps = 5, 4, 40
   rng = np.random.default_rng(0)
   first = rng.normal(size=(lanes, 2)).astype(np.float32)
   reference = NStepAccumulator(lanes, n_step, GAMMA, first)
