@@ -2,7 +2,7 @@
 
 The actor pulls the newest weights and their version (the learner's train
 step), collects `agent.rollout_steps` vector steps plus a bootstrap step with
-the collect policy, writes them as one item into both PPO queues, and waits
+the collect policy, writes them as one item into its PPO queues, and waits
 until the learner publishes a newer version. So it never fills the queue
 with data the learner would have to drop, and with several actors none of
 them can starve the learner: each owes exactly one rollout per version.
@@ -10,18 +10,19 @@ them can starve the learner: each owes exactly one rollout per version.
 
 import logging
 import time
+from typing import Optional
 
 import numpy as np
 import reverb
 import tensorflow as tf
 
-from reverie.agents import replay
 from reverie.agents.ppo import agent as ppo_agent
 from reverie.agents.ppo import rollouts
 from reverie.envs.batched import clip_rewards
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
-from reverie.launch.actor import EpisodeStats, check_batch, close_writer, flush_writer
+from reverie.launch.actor import EpisodeStats, WeightPuller, check_batch, close_writer
+from reverie.launch.actor import flush_writer
 from reverie.launch.config_schema import Config, learner_workers, ppo_frames_per_version
 from reverie.launch.config_schema import ppo_normalized
 from reverie.launch.run_state import RunState
@@ -46,8 +47,8 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
                                    seed=config.seed * 1000 + index)
   version = tf.Variable(-1, dtype=tf.int64)
   variables = {contract.POLICY_KEY: policy.variables, contract.TRAIN_STEP_KEY: version}
-  container = replay.variable_container(server_address, contract.VARIABLES_TABLE)
   client = reverb.Client(server_address)
+  puller = WeightPuller(client, contract.VARIABLES_TABLE, variables, interval_steps=0)
   writer = client.trajectory_writer(num_keep_alive_refs=1)
   stats = EpisodeStats(lanes, run_dir, index)
 
@@ -65,10 +66,11 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
       if not state.hold_actors and start + (rollouts_written + 1) * frames > state.max_env_steps:
         state.collection_done.set()
         break
-      if not _wait_for_version(container, client, variables, version, used, state):
+      values = _wait_for_version(puller, version.ref(), used, state)
+      if values is None:
         break
-      used = int(version.numpy())
-      policy.refresh()
+      used = int(values[version.ref()])
+      policy.refresh(values)
       while not rollout.needs_bootstrap_step:
         to_env, sampled, info = policy.collect(rollout.observation, rollout.step_type)
         step = env.step(to_env)
@@ -86,20 +88,17 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
     stats.close()
 
 
-def _wait_for_version(container, client: reverb.Client, variables, version: tf.Variable,
-                      used: int, state: RunState) -> bool:
-  """Pulls weights until their version is newer than `used`; False if the run stops first.
+def _wait_for_version(puller: WeightPuller, version_ref, used: int,
+                      state: RunState) -> Optional[dict]:
+  """The pulled weights ({variable.ref(): array}) once their version is newer than `used`.
 
-  Polls the variables table's insert count (0.7 ms here) and pulls the weights
-  (3.6 ms for a small MLP) only when the learner has pushed since the last look.
+  None if the run stops first. Looks at the variables table's insert count
+  (about 0.2 ms) and pulls only after a push (about 0.3 ms as numpy arrays;
+  TF-Agents' variable container took 3.6 ms for CartPole's two MLPs).
   """
-  seen = None
   while not state.actors_should_stop():
-    pushes = client.server_info()[contract.VARIABLES_TABLE].rate_limiter_info.insert_stats.completed
-    if pushes != seen:
-      seen = pushes
-      container.update(variables)
-      if int(version.numpy()) > used:
-        return True
+    values = puller.pull()
+    if values is not None and int(values[version_ref]) > used:
+      return values
     time.sleep(_VERSION_POLL_SECONDS)
-  return False
+  return None

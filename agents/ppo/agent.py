@@ -1,6 +1,6 @@
 """Builds the TF-Agents PPO agent and the batched policy calls of actors and evaluators."""
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -230,10 +230,20 @@ class BatchedPolicy:
   def uses_numpy(self) -> bool:
     return self._numpy is not None
 
-  def refresh(self) -> None:
-    """Copies new weights into the numpy path; the TF path reads its variables directly."""
+  def refresh(self, values: Optional[Mapping] = None) -> None:
+    """Takes new weights: read from the policy's variables, or `values` when given.
+
+    Args:
+      values: Pulled weights as {variable.ref(): numpy array} (launch/actor.py's
+        WeightPuller). The numpy path keeps them as they are and leaves the TF
+        variables alone; the TF path assigns them to the variables (without
+        `values` it reads its variables directly).
+    """
     if self._numpy is not None:
-      self._numpy.refresh()
+      self._numpy.refresh(values)
+      return
+    for ref, value in (values or {}).items():
+      ref.deref().assign(value)
 
   def _clip(self, action: np.ndarray) -> np.ndarray:
     return action if self._low is None else np.clip(action, self._low, self._high)
@@ -288,9 +298,9 @@ class NumpyCategorical:
       return None
     return cls(actor, value, action_spec.dtype, seed)
 
-  def refresh(self) -> None:
-    self._actor.refresh()
-    self._value.refresh()
+  def refresh(self, values: Optional[Mapping] = None) -> None:
+    self._actor.refresh(values)
+    self._value.refresh(values)
 
   def mode(self, observation: np.ndarray) -> np.ndarray:
     return np.argmax(self._actor(observation), axis=-1).astype(self._dtype)

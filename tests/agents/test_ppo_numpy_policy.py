@@ -80,6 +80,22 @@ def test_refresh_picks_up_new_weights_and_nothing_changes_without_it():
   np.testing.assert_array_equal(policy.act(obs), after)
 
 
+@pytest.mark.parametrize("allow_numpy", [True, False])
+def test_refresh_with_pulled_values_acts_as_the_policy_that_has_them(allow_numpy):
+  source, target = _agent(), _agent()
+  for variable in ppo_agent.policy_variables(source):
+    variable.assign(-variable)
+  policy = ppo_agent.BatchedPolicy(target, OBS, ACTIONS, collect=False, allow_numpy=allow_numpy)
+  assert policy.uses_numpy == allow_numpy
+  obs = _observations(256, seed=4)
+  expected = _tf_step(source.policy, obs).action.numpy()
+  assert not np.array_equal(policy.act(obs), expected)
+  # What launch/actor.py's WeightPuller returns: {variable.ref(): array} of the pulled weights.
+  policy.refresh({mine.ref(): theirs.numpy() for mine, theirs in
+                  zip(ppo_agent.policy_variables(target), ppo_agent.policy_variables(source))})
+  np.testing.assert_array_equal(policy.act(obs), expected)
+
+
 @pytest.mark.parametrize("case", ["normalized observations", "continuous actions"])
 def test_other_policies_keep_the_tf_path(case):
   if case == "normalized observations":
