@@ -9,13 +9,14 @@ import time
 from typing import Callable, List
 
 import numpy as np
+import reverb
 import tensorflow as tf
 
-from reverie.agents import replay
 from reverie.agents.dqn import agent as dqn_agent
 from reverie.envs.batched import BatchedEnv
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
+from reverie.launch.actor import WeightPuller
 from reverie.launch.config_schema import Config
 from reverie.launch.run_state import RunState
 
@@ -65,7 +66,9 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
   pulled, refresh, act = _greedy_policy(config, env)
   train_step = tf.Variable(0, dtype=tf.int64)
   variables = {contract.POLICY_KEY: pulled, contract.TRAIN_STEP_KEY: train_step}
-  container = replay.variable_container(server_address, contract.VARIABLES_TABLE)
+  puller = WeightPuller(reverb.Client(server_address), contract.VARIABLES_TABLE, variables,
+                        interval_steps=0)
+  values = None  # the newest weights pulled, {variable.ref(): array}
   summary = tf.summary.create_file_writer(str(run_dir.tensorboard("evaluator")))
   next_eval = config.eval.interval_steps
   try:
@@ -75,11 +78,13 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
         state.stop.wait(0.05)
         continue
       env_steps = state.env_steps
-      container.update(variables)
-      refresh()
+      fresh = puller.pull()
+      if fresh is not None:  # else the same weights as the last evaluation
+        values = fresh
+        refresh(values)
       episodes = run_episodes(env, act, config.eval.seed)
       result = {**episodes.summary(), "env_steps": env_steps,
-                "train_step": int(train_step.numpy()), "time": time.time()}
+                "train_step": int(values[train_step.ref()]), "time": time.time()}
       state.evals.append(result)
       with summary.as_default(step=env_steps):
         tf.summary.scalar("eval/avg_return", result["avg_return"])
@@ -97,7 +102,7 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
         result["confirm_avg_return"] = confirm["avg_return"]
         log.info("confirmation on other seeds: %.1f", confirm["avg_return"])
         if confirm["avg_return"] >= target:
-          state.solved_weights = [v.numpy() for v in pulled]
+          state.solved_weights = [values[v.ref()] for v in pulled]
           state.request_stop(f"reached stop_at_return {target:g}")
           continue
       if final:
