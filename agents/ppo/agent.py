@@ -14,6 +14,8 @@ from tf_agents.networks import sequential
 from tf_agents.networks import value_network
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
+from tf_agents.utils import common
+from tf_agents.utils import value_ops
 
 from reverie.agents import numpy_mlp
 from reverie.agents import pixels
@@ -46,6 +48,37 @@ def normalize_advantages_across_replicas(advantages, axes=(0, 1), variance_epsil
 
 # PPOAgent._train calls the module's function by name.
 ppo_agent._normalize_advantages = normalize_advantages_across_replicas  # pylint: disable=protected-access
+
+
+class TimeLimitPPOClipAgent(ppo_clip_agent.PPOClipAgent):
+  """TF-Agents' PPOClipAgent, with returns that bootstrap where a time limit cut an episode.
+
+  TF-Agents ends the return at every LAST step, so an episode cut by a time
+  limit (truncated: LAST with discount 1) counts as if its state were
+  terminal, and the value of e.g. CartPole's 500th state is learned as 1,
+  not 1 / (1 - gamma). Here such a step's reward also carries
+  gamma * V(o_{t+1}), the actor's value prediction at the cut-off
+  observation, and the return and the GAE sum still end there: what
+  Stable-Baselines3 does with time-outs. Terminal steps (discount 0) are as
+  before. The rest is PPOAgent.compute_return_and_advantage without its debug
+  summaries.
+  """
+
+  def compute_return_and_advantage(self, next_time_steps: ts.TimeStep, value_preds):
+    discounts = next_time_steps.discount * tf.constant(self._discount_factor, tf.float32)
+    rewards = next_time_steps.reward
+    if self._reward_normalizer:
+      rewards = self._reward_normalizer.normalize(rewards, center_mean=False,
+                                                  clip_value=self._reward_norm_clipping)
+    truncated = tf.logical_and(next_time_steps.is_last(), next_time_steps.discount > 0)
+    rewards += tf.where(truncated, discounts * value_preds[:, 1:], tf.zeros_like(rewards))
+    discounts *= common.get_episode_mask(next_time_steps)  # the sums end at every LAST step
+    returns = value_ops.discounted_return(rewards, discounts, time_major=False,
+                                          final_value=value_preds[:, -1])
+    advantages = self.compute_advantages(rewards, returns, discounts, value_preds)
+    if self._use_td_lambda_return and self._use_gae:
+      returns = tf.add(advantages, value_preds[:, :-1], name="td_lambda_returns")
+    return returns, advantages
 
 
 def is_discrete(action_spec) -> bool:
@@ -135,7 +168,7 @@ def make_value_network(config: PpoConfig, observation_spec, seed: int):
 
 
 def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Variable,
-               seed: int = 0, total_updates: Optional[int] = None) -> ppo_clip_agent.PPOClipAgent:
+               seed: int = 0, total_updates: Optional[int] = None) -> TimeLimitPPOClipAgent:
   """A PPOClipAgent for PPOLearner: advantages in the data pipeline, normalizers in the learner.
 
   Call inside `strategy.scope()`. The agent's own epochs are 1: PPOLearner
@@ -151,7 +184,7 @@ def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Va
     learning_rate = tf.keras.optimizers.schedules.PolynomialDecay(
         config.learning_rate, decay_steps=total_updates, end_learning_rate=0.0)
   value = make_value_network(config, observation_spec, seed + 1)
-  agent = ppo_clip_agent.PPOClipAgent(
+  agent = TimeLimitPPOClipAgent(
       time_step_spec, action_spec,
       # Clipped by the optimizer, after the replicas' gradients are summed (the
       # agent's own clipping would clip each replica's share).
