@@ -31,7 +31,7 @@ class NumpyMlp:
   """Flatten and Dense layers evaluated in numpy; `refresh()` after the weights change."""
 
   def __init__(self, layers: Sequence[tf.keras.layers.Dense]):
-    _one_blas_thread()
+    one_blas_thread()
     self._layers = list(layers)
     self._activations = [_ACTIVATIONS[layer.activation.__name__] for layer in self._layers]
     self._weights: List[np.ndarray] = []
@@ -72,7 +72,14 @@ class NumpyMlp:
 
 
 @functools.cache
-def _one_blas_thread() -> None:
+def one_blas_thread() -> None:
+  """numpy's BLAS on one thread, for the whole process (small matmuls gain nothing from more).
+
+  threadpoolctl finds the BLAS libraries by resolving the path of every loaded
+  library (about 1,000 lstat calls once TensorFlow is loaded). Launchers call
+  this before the role threads start: inside an actor thread, each of those
+  calls waited for the learner's tracing to hand back the GIL, 0.25 s in all.
+  """
   threadpoolctl.threadpool_limits(limits=1, user_api="blas")
 
 

@@ -26,8 +26,14 @@ PROCESS_ROLES = ("actor", "learner", "evaluator")
 
 
 def configure_tensorflow(config: Config) -> None:
-  """Process-wide TensorFlow settings; before anything starts TF's runtime."""
+  """Process-wide TensorFlow settings; before anything starts TF's runtime.
+
+  Also numpy's BLAS threads (agents/numpy_mlp.py), here in the launching
+  thread rather than in the first actor that needs it.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from reverie.agents import numpy_mlp  # pylint: disable=g-import-not-at-top
+  numpy_mlp.one_blas_thread()
   try:
     tf.config.threading.set_intra_op_parallelism_threads(config.learner.intra_op_threads)
     log.info("TensorFlow intra-op threads: %d (0 = one per core)",
