@@ -149,11 +149,11 @@ def start_ppo_server(config, observation_spec, action_spec, depth: int):
 
 def fill_ppo_queues(server: reverb.Server, signature, tables, count: int, rng) -> None:
   """Writes `count` random CartPole-shaped rollouts into the PPO queues `tables`, as actors do."""
-  from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
+  from reverie.agents import replay  # pylint: disable=g-import-not-at-top
   with reverb.Client(f"localhost:{server.port}").trajectory_writer(1) as writer:
     for _ in range(count):
-      rollouts.append_item(writer, {"trajectory": random_rollout(signature, rng),
-                                    "version": np.int64(_FUTURE_VERSION)}, tables)
+      replay.write_item(writer, {"trajectory": random_rollout(signature, rng),
+                                 "version": np.int64(_FUTURE_VERSION)}, tables)
       writer.flush(block_until_num_items=32)
 
 

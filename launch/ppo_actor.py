@@ -16,6 +16,7 @@ import numpy as np
 import reverb
 import tensorflow as tf
 
+from reverie.agents import replay
 from reverie.agents.ppo import agent as ppo_agent
 from reverie.agents.ppo import rollouts
 from reverie.envs.batched import clip_rewards
@@ -78,8 +79,8 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
         stats.add(step, state)
       _, sampled, info = policy.collect(rollout.observation, rollout.step_type)
       rollout.add(sampled, info, None)  # the bootstrap step: its value closes the last advantage
-      rollouts.append_item(writer, {"trajectory": rollout.take(), "version": np.int64(used)},
-                           tables)
+      replay.write_item(writer, {"trajectory": rollout.take(), "version": np.int64(used)},
+                        tables)
       flush_writer(writer, state, pending_items=0, client=client)
       rollouts_written += 1
   finally:

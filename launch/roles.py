@@ -133,6 +133,7 @@ def resume_learner(learner, run_dir: contract.RunDir, state: RunState, replay_it
 def end_ppo_wait_when_done(address: str, state: RunState) -> None:
   """When the run stops, puts a stop marker into each PPO queue (a full one needs none)."""
   import reverb  # pylint: disable=g-import-not-at-top
+  from reverie.agents import replay  # pylint: disable=g-import-not-at-top
   from reverie.agents.ppo import rollouts  # pylint: disable=g-import-not-at-top
   from reverie.launch.actor import close_writer  # pylint: disable=g-import-not-at-top
   state.stop.wait()
@@ -141,7 +142,7 @@ def end_ppo_wait_when_done(address: str, state: RunState) -> None:
   for table in (t for t in (contract.PPO_TRAIN_TABLE, contract.PPO_NORMALIZATION_TABLE)
                 if t in info):  # no normalization queue without normalizers
     writer = client.trajectory_writer(num_keep_alive_refs=1)
-    rollouts.append_item(writer, rollouts.stop_marker(info[table].signature), [table])
+    replay.write_item(writer, rollouts.stop_marker(info[table].signature), [table])
     try:
       writer.flush(timeout_ms=1000)
     except reverb.errors.DeadlineExceededError:

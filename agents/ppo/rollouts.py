@@ -22,7 +22,6 @@ import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
 
-from reverie.agents import replay
 from reverie.envs.batched import BatchStep
 
 
@@ -77,11 +76,6 @@ class RolloutBuilder:
 
 STOP_VERSION = -1
 STOP_MESSAGE = "the run stopped: end of rollouts"
-
-
-def append_item(writer, item: Dict, tables) -> None:
-  """Appends one whole item (a rollout or a stop marker) and makes it an item of each table."""
-  replay.write_item(writer, item, tables)
 
 
 def stop_marker(signature) -> Dict:

@@ -7,6 +7,7 @@ import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
 from reverie.agents.ppo import agent as ppo_agent
+from reverie.agents import replay
 from reverie.agents.ppo import rollouts
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
@@ -62,8 +63,8 @@ def test_learner_dataset_yields_only_the_current_version_and_counts_the_rest():
     for version in (0, 0, 7):  # two stale rollouts, then one of the current version
       traj = _rollout(env, policy, builder)
       written.append((version, traj))
-      rollouts.append_item(writer, {"trajectory": traj, "version": np.int64(version)},
-                           [contract.PPO_TRAIN_TABLE])
+      replay.write_item(writer, {"trajectory": traj, "version": np.int64(version)},
+                        [contract.PPO_TRAIN_TABLE])
       writer.flush()
     min_version = tf.Variable(7, dtype=tf.int64)
     dropped = tf.Variable(0, dtype=tf.int64)
@@ -82,7 +83,7 @@ def test_learner_dataset_yields_only_the_current_version_and_counts_the_rest():
 
     # The launcher's stop marker ends a wait for data with STOP_MESSAGE.
     signature = server.localhost_client().server_info()[contract.PPO_TRAIN_TABLE].signature
-    rollouts.append_item(writer, rollouts.stop_marker(signature), [contract.PPO_TRAIN_TABLE])
+    replay.write_item(writer, rollouts.stop_marker(signature), [contract.PPO_TRAIN_TABLE])
     writer.flush()
     with pytest.raises(tf.errors.InvalidArgumentError, match=rollouts.STOP_MESSAGE):
       next(iter(dataset))
