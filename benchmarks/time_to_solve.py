@@ -75,8 +75,14 @@ def run_seed(config: str, seed: int, max_env_steps: int, root: pathlib.Path, ext
           "first_eval_seconds": status["evals"][0]["time"] - started if status["evals"] else None}
 
 
-def _fmt(value, spec):
+def fmt(value, spec):
+  """`value` formatted with `spec`, or "-" for None (a seed that never solved)."""
   return "-" if value is None else format(value, spec)
+
+
+def median_solved(rows, key):
+  """The median of `key` over runs, a run that never solved counting as infinite."""
+  return statistics.median(r[key] if r["solved"] else math.inf for r in rows)
 
 
 def main() -> None:
@@ -101,13 +107,12 @@ def main() -> None:
     for seed in args.seeds:
       row = run_seed(args.config, seed, max_env_steps, pathlib.Path(root), extra)
       rows.append(row)
-      print(f"{row['seed']:>4} {str(row['solved']):>6} {_fmt(row['env_steps'], ',d'):>10} "
-            f"{_fmt(row['solve_seconds'], '.1f'):>8} {row['process_seconds']:>9.1f} "
+      print(f"{row['seed']:>4} {str(row['solved']):>6} {fmt(row['env_steps'], ',d'):>10} "
+            f"{fmt(row['solve_seconds'], '.1f'):>8} {row['process_seconds']:>9.1f} "
             f"{row['train_steps']:>11,} {row['final_eval']:>10.1f}", flush=True)
   within = sum(1 for r in rows if r["solved"] and r["env_steps"] <= budget)
   print(f"\nsolved within {budget:,} env steps: {within}/{len(rows)} (target {len(rows)}/{len(rows)})")
-  steps = statistics.median(r["env_steps"] if r["solved"] else math.inf for r in rows)
-  seconds = statistics.median(r["solve_seconds"] if r["solved"] else math.inf for r in rows)
+  steps, seconds = median_solved(rows, "env_steps"), median_solved(rows, "solve_seconds")
   print(f"{'metric (unsolved = inf)':<28} {'median':>8} {'target':>8} {'ratio':>6}")
   print(f"{'env steps to solve':<28} {steps:>8,.0f} {budget:>8,} {steps / budget:>6.2f}")
   if wall_target is not None:

@@ -13,10 +13,8 @@ time shows.
 """
 
 import argparse
-import math
 import os
 import pathlib
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,10 +39,6 @@ def baseline_tree(commit: str, scratch: pathlib.Path) -> pathlib.Path:
   for name in PACKAGES:
     (package / name).symlink_to(tree / name)
   return package.parent
-
-
-def _median(rows, key):
-  return statistics.median(r[key] if r["solved"] else math.inf for r in rows)
 
 
 def main() -> None:
@@ -80,9 +74,10 @@ def main() -> None:
           row = time_to_solve.run_seed(args.config, seed, budget, scratch / name / "runs", extra,
                                        final_eval=False)
           rows[name].append(row)
-          fmt = lambda v, spec: "-" if v is None else format(v, spec)
+          fmt = time_to_solve.fmt
           print(f"{seed:>4} {name:>10} {str(row['solved']):>6} {fmt(row['env_steps'], ','):>10} "
-                f"{fmt(row['solve_seconds'], '.2f'):>8} {fmt(row['first_eval_seconds'], '.2f'):>10} "
+                f"{fmt(row['solve_seconds'], '.2f'):>8} "
+                f"{fmt(row['first_eval_seconds'], '.2f'):>10} "
                 f"{row['process_seconds']:>9.1f}", flush=True)
     finally:
       os.environ.pop("PYTHONPATH", None)
@@ -93,7 +88,7 @@ def main() -> None:
     for label, key, spec in (("env steps to solve", "env_steps", ",.0f"),
                              ("wall seconds to solve", "solve_seconds", ".2f"),
                              ("seconds to 1st eval", "first_eval_seconds", ".2f")):
-      ours, theirs = _median(this, key), _median(base, key)
+      ours, theirs = time_to_solve.median_solved(this, key), time_to_solve.median_solved(base, key)
       print(f"{label:<23} {format(ours, spec):>8} {format(theirs, spec):>10} "
             f"{ours / theirs:>6.2f}")
     print(f"(ratio = this / {args.baseline})")

@@ -71,14 +71,6 @@ def run_sb3(python: str, algo: str, seed: int, evaluation: dict, target: float) 
           "process_seconds": process_seconds, "versions": result}
 
 
-def _fmt(value, spec):
-  return "-" if value is None else format(value, spec)
-
-
-def _median(rows, key):
-  return statistics.median(r[key] if r["solved"] else math.inf for r in rows)
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", default="dqn_cartpole", choices=sorted(CONFIGS))
@@ -113,8 +105,9 @@ def main() -> None:
           row = run_sb3(args.baselines_python, algo, seed, evaluation, target)
           versions = row["versions"]
         rows[trainer].append(row)
-        print(f"{seed:>4} {trainer:<8} {str(row['solved']):>6} {_fmt(row['env_steps'], ',d'):>10} "
-              f"{_fmt(row['solve_seconds'], '.1f'):>8} {_fmt(row['first_eval_seconds'], '.1f'):>10} "
+        fmt = time_to_solve.fmt
+        print(f"{seed:>4} {trainer:<8} {str(row['solved']):>6} {fmt(row['env_steps'], ',d'):>10} "
+              f"{fmt(row['solve_seconds'], '.1f'):>8} {fmt(row['first_eval_seconds'], '.1f'):>10} "
               f"{row['process_seconds']:>9.1f}", flush=True)
   print(f"\n{'median (unsolved = inf)':<24} {'reverie':>8} {'sb3':>8} {'ratio':>6} {'target':>7}")
   for name, key, spec in [("env steps to solve", "env_steps", ",.0f"),
@@ -122,7 +115,7 @@ def main() -> None:
                           ("seconds to 1st eval", "first_eval_seconds", ".1f")]:
     ours, theirs = (statistics.median(r[key] if r[key] is not None else math.inf
                                       for r in rows[t]) if key == "first_eval_seconds"
-                    else _median(rows[t], key) for t in ("reverie", "sb3"))
+                    else time_to_solve.median_solved(rows[t], key) for t in ("reverie", "sb3"))
     ratio = ours / theirs if theirs else math.inf
     goal = f"<= {ratio_target:g}" if key == "solve_seconds" else ""
     print(f"{name:<24} {ours:>8{spec}} {theirs:>8{spec}} {ratio:>6.2f} {goal:>7}")
