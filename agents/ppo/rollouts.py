@@ -164,4 +164,4 @@ def make_dataset(server_address: str, table: str, agent, min_version: tf.Variabl
       server_address, table, dtypes=tf.nest.map_structure(lambda s: s.dtype, signature),
       shapes=tf.nest.map_structure(lambda s: s.shape, signature),
       max_in_flight_samples_per_worker=1, num_workers_per_iterator=1)
-  return items.filter(current).flat_map(to_minibatches).map(lambda steps: (steps, ()))
+  return items.filter(current).flat_map(to_minibatches).map(no_autograph(lambda steps: (steps, ())))
