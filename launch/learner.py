@@ -18,6 +18,7 @@ from tf_agents.train import learner as tfa_learner
 from tf_agents.train.utils import train_utils
 
 from reverie.agents import export
+from reverie.agents import optimizer
 from reverie.agents import replay
 from reverie.agents.dqn import agent as dqn_agent
 from reverie.agents.dqn import transitions
@@ -156,8 +157,8 @@ class DqnLearner(LearnerBase):
                                                       self.train_step)
       # Adam's slots made directly: TF-Agents' Learner would trace a whole train step
       # on dummy data for them (about 2 s before the actors could start).
-      optimizer = self.agent._optimizer  # pylint: disable=protected-access
-      optimizer.build(self.network.trainable_variables)
+      optimizer.create_slots(self.agent._optimizer,  # pylint: disable=protected-access
+                             self.network.trainable_variables)
       # TF-Agents' Learner makes root_dir/train/checkpoints even with its checkpointing
       # off; Reverie checkpoints into RUN_DIR/checkpoints itself, so root_dir is scratch.
       self._scratch = tempfile.TemporaryDirectory(prefix="reverie-learner-")

@@ -21,6 +21,7 @@ from tf_agents.train import ppo_learner
 from tf_agents.train.utils import train_utils
 from tf_agents.trajectories import time_step as ts
 
+from reverie.agents import optimizer
 from reverie.agents.ppo import agent as ppo_agent
 from reverie.agents.ppo import rollouts
 from reverie.launch import contract
@@ -139,7 +140,8 @@ class PpoLearner(LearnerBase):
       self._scratch = tempfile.TemporaryDirectory(prefix="reverie-learner-")
       # Adam's slots made directly: PPOLearner's Learner would trace a train step
       # on dummy data for them (seconds before the first rollout is read).
-      self.agent._optimizer.build(  # pylint: disable=protected-access
+      optimizer.create_slots(
+          self.agent._optimizer,  # pylint: disable=protected-access
           self.agent._actor_net.trainable_weights  # pylint: disable=protected-access
           + self.agent._value_net.trainable_weights)  # pylint: disable=protected-access
       # Minibatches come shuffled out of the dataset (agents/ppo/rollouts.py), so

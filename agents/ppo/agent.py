@@ -18,6 +18,7 @@ from tf_agents.utils import common
 from tf_agents.utils import value_ops
 
 from reverie.agents import numpy_mlp
+from reverie.agents import optimizer
 from reverie.agents import pixels
 from reverie.agents.ppo.config import PpoConfig
 
@@ -188,8 +189,8 @@ def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Va
       time_step_spec, action_spec,
       # Clipped by the optimizer, after the replicas' gradients are summed (the
       # agent's own clipping would clip each replica's share).
-      optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-5,
-                                         global_clipnorm=config.gradient_clipping),
+      optimizer=optimizer.adam(learning_rate, epsilon=1e-5,
+                               global_clipnorm=config.gradient_clipping),
       actor_net=actor, value_net=value,
       greedy_eval=True,
       importance_ratio_clipping=config.clip_ratio,

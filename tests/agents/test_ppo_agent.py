@@ -42,8 +42,11 @@ def test_annealed_learning_rate_falls_linearly_to_zero_over_the_run():
   config = PpoConfig(learning_rate=1e-3, anneal_learning_rate=True, normalize_observations=False)
   agent = ppo_agent.make_agent(config, ts.time_step_spec(OBS), actions,
                                tf.Variable(0, dtype=tf.int64), total_updates=200)
-  schedule = agent._optimizer._learning_rate  # pylint: disable=protected-access
-  rates = [float(schedule(step)) for step in (0, 50, 200, 300)]
+  optimizer = agent._optimizer  # pylint: disable=protected-access
+  rates = []
+  for step in (0, 50, 200, 300):  # the rate of the update after `step` updates
+    optimizer.iterations.assign(step)
+    rates.append(float(optimizer.learning_rate))
   np.testing.assert_allclose(rates, [1e-3, 7.5e-4, 0.0, 0.0], atol=1e-9)
   constant = ppo_agent.make_agent(PpoConfig(learning_rate=1e-3), ts.time_step_spec(OBS), actions,
                                   tf.Variable(0, dtype=tf.int64), total_updates=200)
