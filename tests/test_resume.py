@@ -93,13 +93,14 @@ def test_corrupt_newest_checkpoint_falls_back_and_stays(killed_run, tmp_path):
   garbled[len(garbled) // 3: len(garbled) // 3 + 64] = b"\x17" * 64
   data.write_bytes(bytes(garbled))
   digest = hashlib.sha256(data.read_bytes()).hexdigest()
-  env_steps = _counter(previous, "env_steps")
+  # Read before the resumed run: its checkpoint rotation may delete `previous`.
+  env_steps, train_step = _counter(previous, "env_steps"), _counter(previous, "train_step")
   result = run_cli("train", "--resume", run_dir, "--set", f"run.max_env_steps={env_steps + 2000}",
                    cwd=REPO)
   assert result.returncode == 0, result.stdout + result.stderr
   assert f"checkpoint {os.path.basename(newest)} is unreadable" in result.stdout
   assert f"resuming from {os.path.basename(previous)}" in result.stdout
-  assert f"resumed from train step {_counter(previous, 'train_step'):,}" in result.stdout
+  assert f"resumed from train step {train_step:,}" in result.stdout
   assert hashlib.sha256(data.read_bytes()).hexdigest() == digest, "the corrupt file was changed"
   assert newest in [str(p)[:-len(".index")] for p in (run_dir / "checkpoints").glob("*.index")]
 

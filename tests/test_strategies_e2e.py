@@ -28,7 +28,7 @@ def test_mirrored_trains_on_two_logical_devices(tmp_path):
                    "--set", "strategy.kind=mirrored", "--set", "strategy.devices=2", cwd=REPO)
   assert result.returncode == 0, result.stdout + result.stderr
   log = (run_dir / "logs" / "learner_0.log").read_text()
-  assert "batch size 256: 128 per replica on 2 replicas" in log
+  assert "batch size 128: 64 per replica on 2 replicas" in log
   assert _one_replica_count(run_dir) == 2
   assert json.loads((run_dir / "status.json").read_text())["train_step"] > 0
   assert (run_dir / "policies" / "greedy.tflite").is_file()

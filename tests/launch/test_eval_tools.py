@@ -189,8 +189,8 @@ def test_hparams_has_the_config_and_the_final_eval(run_dir):
   events.Reload()
   content = events.PluginTagToContent(metadata.PLUGIN_NAME)
   start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
-  # learning rate of configs/dqn_cartpole.yaml since cf634e3
-  assert start.hparams["agent.learning_rate"].number_value == pytest.approx(0.005)
+  # learning rate of configs/dqn_cartpole.yaml (issue 9)
+  assert start.hparams["agent.learning_rate"].number_value == pytest.approx(0.01)
   assert start.hparams["env.id"].string_value == "CartPole-v1"
   assert start.hparams["run.max_env_steps"].number_value == 2000
   end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
