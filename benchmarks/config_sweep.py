@@ -13,6 +13,7 @@ the learner run side by side), so compare medians over many seeds.
 import argparse
 import os
 import pathlib
+import re
 import statistics
 import sys
 import tempfile
@@ -23,11 +24,16 @@ import time_to_solve  # pylint: disable=g-import-not-at-top,wrong-import-positio
 
 
 def parse_variant(text: str):
-  """'name=key=value,key=value' -> (name, ['--set', 'key=value', ...]); 'name=' = no overrides."""
+  """'name=key=value,key=value' -> (name, ['--set', 'key=value', ...]); 'name=' = no overrides.
+
+  A comma starts a new override only before `key=`, so list values keep theirs
+  ('fc=agent.fc_layer_params=[64,64]').
+  """
   name, _, overrides = text.partition("=")
   if not name:
     raise argparse.ArgumentTypeError(f"variant {text!r}: give NAME=KEY=VALUE[,KEY=VALUE...]")
-  return name, [a for kv in overrides.split(",") if kv for a in ("--set", kv)]
+  return name, [a for kv in re.split(r",(?=[A-Za-z_][\w.]*=)", overrides) if kv
+                for a in ("--set", kv)]
 
 
 def main() -> None:
