@@ -15,7 +15,7 @@ legacy Adam has, so that warning is filtered out here.
 """
 
 import logging
-from typing import Optional, Sequence
+from typing import Sequence
 
 import tensorflow as tf
 
@@ -31,8 +31,10 @@ logging.getLogger("absl").addFilter(_NoNewOptimizerWarning())
 class Adam(tf.keras.optimizers.legacy.Adam):
   """The legacy Adam whose `learning_rate` is the rate of the next update, as the new one's.
 
-  The legacy optimizer hands back its schedule, which TF-Agents' PPOAgent
-  cannot write as a summary.
+  `learning_rate` is given as a float or a Keras schedule of the update count;
+  the legacy optimizer would hand a schedule back as it is, which TF-Agents'
+  PPOAgent cannot write as a summary. `clipnorm` clips each variable's
+  gradient, `global_clipnorm` all of them together.
   """
 
   @property
@@ -40,18 +42,7 @@ class Adam(tf.keras.optimizers.legacy.Adam):
     return self._decayed_lr(tf.float32)
 
 
-def adam(learning_rate, epsilon: float = 1e-7, clipnorm: Optional[float] = None,
-         global_clipnorm: Optional[float] = None) -> Adam:
-  """Adam; `clipnorm` clips each variable's gradient, `global_clipnorm` all of them together.
-
-  `learning_rate` is a float or a Keras schedule of the optimizer's update count.
-  """
-  return Adam(learning_rate=learning_rate, epsilon=epsilon, clipnorm=clipnorm,
-              global_clipnorm=global_clipnorm)
-
-
-def create_slots(optimizer: Adam,
-                 variables: Sequence[tf.Variable]) -> None:
+def create_slots(optimizer: Adam, variables: Sequence[tf.Variable]) -> None:
   """Makes the optimizer's step counter and slots now, as the first update would.
 
   TF-Agents' Learner would otherwise trace a whole train step on dummy data to

@@ -67,11 +67,11 @@ def main() -> None:
   print(f"\nmedians (unsolved = inf; ratio = variant / {base})")
   print(f"{'variant':>12} {'solved':>7} {'env steps':>10} {'ratio':>6} {'solve s':>8} "
         f"{'ratio':>6} {'1st eval s':>10}")
+  base_steps, base_seconds = (time_to_solve.median_solved(rows[base], key)
+                              for key in ("env_steps", "solve_seconds"))
   for name, result in rows.items():
     steps, seconds = (time_to_solve.median_solved(result, key)
                       for key in ("env_steps", "solve_seconds"))
-    base_steps, base_seconds = (time_to_solve.median_solved(rows[base], key)
-                                for key in ("env_steps", "solve_seconds"))
     first = statistics.median(r["first_eval_seconds"] for r in result)
     print(f"{name:>12} {sum(r['solved'] for r in result):>3}/{len(result):<3} {steps:>10,.0f} "
           f"{steps / base_steps:>6.2f} {seconds:>8.2f} {seconds / base_seconds:>6.2f} "

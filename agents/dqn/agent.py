@@ -50,7 +50,8 @@ def make_agent(config: DqnConfig, time_step_spec, action_spec, train_step: tf.Va
       q_network=network,
       # Clipped by the optimizer, after the replicas' gradients are summed (the
       # agent's own clipping would clip each replica's share).
-      optimizer=optimizer.adam(config.learning_rate, clipnorm=config.gradient_clipping),
+      optimizer=optimizer.Adam(learning_rate=config.learning_rate,
+                                clipnorm=config.gradient_clipping),
       epsilon_greedy=config.epsilon_end,
       n_step_update=1,
       target_update_tau=config.target_update_tau,

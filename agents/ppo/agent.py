@@ -189,7 +189,7 @@ def make_agent(config: PpoConfig, time_step_spec, action_spec, train_step: tf.Va
       time_step_spec, action_spec,
       # Clipped by the optimizer, after the replicas' gradients are summed (the
       # agent's own clipping would clip each replica's share).
-      optimizer=optimizer.adam(learning_rate, epsilon=1e-5,
+      optimizer=optimizer.Adam(learning_rate=learning_rate, epsilon=1e-5,
                                global_clipnorm=config.gradient_clipping),
       actor_net=actor, value_net=value,
       greedy_eval=True,

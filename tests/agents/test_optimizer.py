@@ -14,7 +14,7 @@ from reverie.agents.ppo.config import PpoConfig
 
 def test_create_slots_makes_the_moments_before_any_update():
   variables = [tf.Variable(tf.zeros([3, 2])), tf.Variable(tf.zeros([2]))]
-  adam = optimizer.adam(1e-3)
+  adam = optimizer.Adam(learning_rate=1e-3)
   optimizer.create_slots(adam, variables)
   for variable in variables:
     for slot in ("m", "v"):
@@ -24,7 +24,7 @@ def test_create_slots_makes_the_moments_before_any_update():
 
 def test_an_update_is_adams_and_clipnorm_clips_each_gradient():
   variable = tf.Variable([1.0, -2.0])
-  adam = optimizer.adam(0.1, clipnorm=1.0)
+  adam = optimizer.Adam(learning_rate=0.1, clipnorm=1.0)
   adam.apply_gradients([(tf.constant([30.0, -40.0]), variable)])  # clipped to [0.6, -0.8]
   # First Adam step: m_hat / sqrt(v_hat) = sign(g) (up to epsilon), whatever the clip.
   np.testing.assert_allclose(variable.numpy(), [0.9, -1.9], rtol=1e-5)
@@ -43,7 +43,7 @@ def test_tf_agents_warning_about_non_tf2_optimizers_is_filtered(caplog):
 def test_learning_rate_is_a_tensor_a_summary_can_take(anneal):
   rate = (tf.keras.optimizers.schedules.PolynomialDecay(1e-3, decay_steps=10)
           if anneal else 1e-3)
-  adam = optimizer.adam(rate)
+  adam = optimizer.Adam(learning_rate=rate)
   with tf.summary.create_noop_writer().as_default():
     assert tf.summary.scalar("learning_rate", adam.learning_rate, step=0) is not None
   assert float(adam.learning_rate) == pytest.approx(1e-3)
