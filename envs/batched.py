@@ -24,6 +24,8 @@ class BatchStep:
     terminated: The episode ended in a terminal state (no bootstrapping), [N].
     truncated: The episode was cut (time limit; bootstrap from observation), [N].
     started: The lane was reset by this step; it carries no transition, [N].
+    ended: terminated | truncated, [N]; computed when not given (an env that has
+      it already passes it: actors read it several times a step).
   """
 
   observation: np.ndarray
@@ -31,6 +33,11 @@ class BatchStep:
   terminated: np.ndarray
   truncated: np.ndarray
   started: np.ndarray
+  ended: Optional[np.ndarray] = None
+
+  def __post_init__(self):
+    if self.ended is None:
+      self.ended = self.terminated | self.truncated
 
 
 def clip_rewards(step: BatchStep) -> BatchStep:
@@ -86,7 +93,7 @@ class GymnasiumBatchedEnv(BatchedEnv):
 
   def reset(self, seed=None):
     observation, _ = self._env.reset(seed=seed)
-    self._done[:] = False
+    self._done = np.zeros(self.num_envs, bool)  # the last step handed out its array as `ended`
     return np.asarray(observation, self.observation_spec.dtype)
 
   def step(self, actions):
@@ -95,7 +102,7 @@ class GymnasiumBatchedEnv(BatchedEnv):
     self._done = np.logical_or(terminated, truncated)
     return BatchStep(np.asarray(observation, self.observation_spec.dtype),
                      np.asarray(reward, np.float32), np.asarray(terminated, bool),
-                     np.asarray(truncated, bool), started)
+                     np.asarray(truncated, bool), started, self._done)
 
   def render(self):
     return self._env.render()

@@ -190,7 +190,8 @@ class EpisodeStats:
   """Counts an actor's env steps and episodes; writes its rate and returns to TensorBoard."""
 
   def __init__(self, lanes: int, run_dir: contract.RunDir, index: int):
-    self._return, self._length = np.zeros(lanes), np.zeros(lanes, np.int64)
+    self._return = np.zeros(lanes)
+    self._steps, self._begin = 0, np.zeros(lanes, np.int64)  # vector steps; at each lane's reset
     self._summary = tf.summary.create_file_writer(str(run_dir.tensorboard("actor", index)))
     self._own_steps = 0
     self._last = None  # (env steps of all actors, run state) at the newest step
@@ -201,21 +202,25 @@ class EpisodeStats:
     self._returns, self._lengths = [], []
 
   def add(self, step: BatchStep, state: RunState) -> int:
-    """Books one vector step; returns how many lanes moved (a reset step moves none)."""
+    """Books one vector step; returns how many lanes moved (a reset step moves none).
+
+    Called on every vector step, so it counts instead of testing (count_nonzero
+    is the cheapest numpy reduction) and keeps episode lengths as the step
+    each lane was reset at.
+    """
     started = step.started
     self._return += step.reward
-    self._length += 1
+    self._steps += 1
     restarted = np.count_nonzero(started)
     if restarted:
       self._return[started] = 0.0  # a reset step starts the episode: no reward, no length
-      self._length[started] = 0
-    ended = step.terminated | step.truncated
+      self._begin[started] = self._steps
     returns = []
-    if ended.any():
-      ended &= ~started
+    if np.count_nonzero(step.ended):
+      ended = step.ended & ~started if restarted else step.ended
       returns = self._return[ended].tolist()
       self._returns += returns
-      self._lengths += self._length[ended].tolist()
+      self._lengths += (self._steps - self._begin[ended]).tolist()
     moved_count = len(started) - restarted
     env_steps = state.add_env_steps(moved_count, returns)
     self._own_steps += moved_count

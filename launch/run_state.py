@@ -52,8 +52,9 @@ class RunState:
   def add_env_steps(self, steps: int, returns: List[float]) -> int:
     with self.lock:
       self.env_steps += steps
-      self.episodes += len(returns)
-      self.recent_returns = (self.recent_returns + returns)[-100:]
+      if returns:
+        self.episodes += len(returns)
+        self.recent_returns = (self.recent_returns + returns)[-100:]
       if self.env_steps >= self.max_env_steps:
         self.collection_done.set()
       return self.env_steps

@@ -85,7 +85,7 @@ class NStepAccumulator:
       self._obs[-1] = step.observation
     self._actions[-1] = action
     self._rewards[-1] = step.reward
-    self._ended[-1] = step.terminated | step.truncated
+    self._ended[-1] = step.ended
     self._terminal[-1] = step.terminated
     self._live[-1] = ~step.started
     return self._emit()
@@ -157,7 +157,7 @@ class NStepBlocks:
     j = self._n - 1 + self.size
     self._actions[j] = action
     self._rewards[j] = step.reward
-    self._ended[j] = step.terminated | step.truncated
+    self._ended[j] = step.ended
     self._terminal[j] = step.terminated
     self._live[j] = ~step.started
     self._obs[j + 1] = step.observation
