@@ -237,10 +237,11 @@ def make_dataset(server_address: str, table: str, batch_size: int,
   """Batches of [batch_size, 2] trajectories sampled from a Reverb table of items.
 
   Items are regrouped into batches of transitions without a per-transition
-  tf.data step: when whole items fill a batch, one map reshapes and converts
-  them (each tf.data stage costs CPU that a small learner on a small machine
-  shares with its actors: one sampler and one map gave 3.2k batches/s here,
-  two interleaved samplers and three maps 2.0k).
+  tf.data step: when whole items fill a batch, or a batch is a whole part of
+  an item, one map reshapes and converts several batches at once (each
+  tf.data stage costs CPU that a small learner on a small machine shares
+  with its actors: one sampler and one map gave 3.2k batches/s here, two
+  interleaved samplers and three maps 2.0k).
   """
   import reverb  # pylint: disable=g-import-not-at-top
   signature = reverb.TrajectoryDataset.from_table_signature(
@@ -249,7 +250,8 @@ def make_dataset(server_address: str, table: str, batch_size: int,
   per_item = signature["valid"].shape.num_elements()
   items_per_batch = -(-batch_size // per_item)
   per_item_path = "frame" in signature or importance_sampling_exponent is not None
-  whole_items = not per_item_path and batch_size % per_item == 0
+  # Whole items make whole batches: several items a batch, or several batches an item.
+  whole_items = not per_item_path and (batch_size % per_item == 0 or per_item % batch_size == 0)
   in_flight_batches = _IN_FLIGHT_BATCHES if whole_items else 2
   dataset = reverb.TrajectoryDataset(
       server_address, table, dtypes=tf.nest.map_structure(lambda s: s.dtype, signature),
@@ -260,27 +262,30 @@ def make_dataset(server_address: str, table: str, batch_size: int,
     return _per_item_dataset(dataset, per_item, batch_size, n_step, importance_sampling_exponent,
                              "frame" in signature)
   if whole_items:
-    return _whole_items_dataset(dataset, items_per_batch, batch_size)
+    return _whole_items_dataset(dataset, per_item, batch_size)
   flatten = lambda x: tf.reshape(x, [per_item, *x.shape[2:]])  # [K, N, ...] -> [K*N, ...]
   dataset = dataset.map(no_autograph(lambda sample: tf.nest.map_structure(flatten, sample.data)))
   dataset = dataset.rebatch(batch_size, drop_remainder=True)
   return dataset.map(no_autograph(lambda item: (to_trajectory(item), ()))).prefetch(4)
 
 
-def _whole_items_dataset(dataset: tf.data.Dataset, items_per_batch: int,
+def _whole_items_dataset(dataset: tf.data.Dataset, per_item: int,
                          batch_size: int) -> tf.data.Dataset:
-  """Whole items fill each batch: one map reshapes and converts `_BATCHES_PER_MAP` batches.
+  """Whole items make whole batches: one map reshapes and converts about `_BATCHES_PER_MAP` batches.
 
-  [m * items, K, N, ...] -> m batches of [batch, ...]; the map's fixed cost
-  is paid once for m batches.
+  [items, K, N, ...] -> [batches, batch, ...] when items fill batches (batch a
+  multiple of K * N) or batches split items (K * N a multiple of batch; a
+  batch then holds consecutive rows of one item, as `rebatch` would cut
+  them); the map's fixed cost is paid once for all of them.
   """
-  m = _BATCHES_PER_MAP
-  flatten = lambda x: tf.reshape(x, [m * batch_size, *x.shape[3:]])
-  split = lambda x: tf.reshape(x, [m, batch_size, *x.shape[1:]])
+  items = max(1, _BATCHES_PER_MAP * batch_size // per_item)
+  batches = items * per_item // batch_size
+  flatten = lambda x: tf.reshape(x, [batches * batch_size, *x.shape[3:]])
+  split = lambda x: tf.reshape(x, [batches, batch_size, *x.shape[1:]])
   def to_batches(sample):
     experience = to_trajectory(tf.nest.map_structure(flatten, sample.data))
     return tf.nest.map_structure(split, experience), ()
-  dataset = dataset.batch(m * items_per_batch, drop_remainder=True).map(no_autograph(to_batches))
+  dataset = dataset.batch(items, drop_remainder=True).map(no_autograph(to_batches))
   return dataset.unbatch().prefetch(_PREFETCH_BATCHES)
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import reverb
-import tensorflow as tf
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
@@ -51,5 +50,25 @@ def test_batches_of_whole_items_keep_each_transition_together():
       valid = experience.step_type.numpy()[:, 0] == ts.StepType.MID
       assert valid.sum() == batch_size * 3 // 4
       np.testing.assert_allclose(experience.discount.numpy()[:, 0], 0.5)
+  finally:
+    server.stop()
+
+
+def test_items_split_into_batches_of_consecutive_rows_of_one_item():
+  server = _server()
+  batch_size = K_ROWS * LANES // 2  # two batches an item
+  try:
+    dataset = transitions.make_dataset(f"localhost:{server.port}", "t", batch_size, 1000)
+    batches = [b for b, _ in dataset.take(2 * transitions._BATCHES_PER_MAP + 1)]  # pylint: disable=protected-access
+    for experience in batches:
+      assert experience.observation.shape == (batch_size, 2, 3)
+      action = experience.action.numpy()[:, 0]
+      assert len(set(action)) == 1  # one item's rows
+      np.testing.assert_array_equal(experience.observation.numpy()[:, 1, 0], action + 0.5)
+      valid = experience.step_type.numpy()[:, 0] == ts.StepType.MID
+      assert valid.tolist() == [True, True, True, False]  # one row of the item: its four lanes
+    # Both halves of an item: the first batch of a pair holds lanes 0-3 of row 0, the second row 1.
+    for first, second in zip(batches[0::2], batches[1::2]):
+      assert first.action.numpy()[0, 0] == second.action.numpy()[0, 0]
   finally:
     server.stop()
