@@ -62,7 +62,7 @@ def _learner(kind: str, strategy, batch: int, root: str):
     learner = DqnLearner(config, run_dir, address, strategy, time_step_spec,
                          tensor_spec.from_spec(action_spec))
     learner._dataset_fn = lambda: tf.data.Dataset.from_tensor_slices(data).repeat().batch(  # pylint: disable=protected-access
-        per_replica, drop_remainder=True).map(lambda i: (transitions.to_trajectory(i), ()))
+        per_replica, drop_remainder=True).map(lambda i: (transitions.to_transition(i), ()))
     learner.iterator = learner._new_iterator()  # pylint: disable=protected-access
     return lambda: learner.train(config.learner.steps_per_call), config.learner.steps_per_call, server
 

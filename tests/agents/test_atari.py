@@ -126,7 +126,7 @@ def test_importance_weights_scale_the_loss(pong):
   item = {"observation": observation, "next_observation": observation[::-1].copy(),
           "action": rng.integers(0, 6, batch), "reward": rng.normal(size=batch).astype(np.float32),
           "discount": np.full(batch, 0.99, np.float32), "valid": np.ones(batch, bool)}
-  experience = transitions.to_trajectory(tf.nest.map_structure(tf.constant, item))
+  experience = transitions.to_transition(tf.nest.map_structure(tf.constant, item))
   plain = agent._loss(experience)  # pylint: disable=protected-access
   weights = tf.constant(rng.uniform(0.1, 1.0, batch), tf.float32)
   weighted = agent._loss(experience, weights=weights)  # pylint: disable=protected-access

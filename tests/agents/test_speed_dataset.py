@@ -40,16 +40,17 @@ def test_batches_of_whole_items_keep_each_transition_together():
     batches = 3 * transitions._BATCHES_PER_MAP + 1  # pylint: disable=protected-access
     for experience, extra in dataset.take(batches):
       assert extra == ()
-      assert experience.observation.shape == (batch_size, 2, 3)
-      obs, action = experience.observation.numpy(), experience.action.numpy()
-      np.testing.assert_array_equal(obs[:, 0, 0], action[:, 0])
-      np.testing.assert_array_equal(obs[:, 1, 0], action[:, 0] + 0.5)  # its own next observation
+      assert experience.time_step.observation.shape == (batch_size, 3)
+      obs, action = experience.time_step.observation.numpy(), experience.action_step.action.numpy()
+      np.testing.assert_array_equal(obs[:, 0], action)
+      np.testing.assert_array_equal(  # its own next observation
+          experience.next_time_step.observation.numpy()[:, 0], action + 0.5)
       # Whole items: each item id fills a multiple of K x N rows of the batch.
-      _, counts = np.unique(action[:, 0], return_counts=True)
+      _, counts = np.unique(action, return_counts=True)
       assert all(c % (K_ROWS * LANES) == 0 for c in counts)
-      valid = experience.step_type.numpy()[:, 0] == ts.StepType.MID
+      valid = experience.time_step.step_type.numpy() == ts.StepType.MID
       assert valid.sum() == batch_size * 3 // 4
-      np.testing.assert_allclose(experience.discount.numpy()[:, 0], 0.5)
+      np.testing.assert_allclose(experience.next_time_step.discount.numpy(), 0.5)
   finally:
     server.stop()
 
@@ -61,14 +62,14 @@ def test_items_split_into_batches_of_consecutive_rows_of_one_item():
     dataset = transitions.make_dataset(f"localhost:{server.port}", "t", batch_size, 1000)
     batches = [b for b, _ in dataset.take(2 * transitions._BATCHES_PER_MAP + 1)]  # pylint: disable=protected-access
     for experience in batches:
-      assert experience.observation.shape == (batch_size, 2, 3)
-      action = experience.action.numpy()[:, 0]
+      assert experience.time_step.observation.shape == (batch_size, 3)
+      action = experience.action_step.action.numpy()
       assert len(set(action)) == 1  # one item's rows
-      np.testing.assert_array_equal(experience.observation.numpy()[:, 1, 0], action + 0.5)
-      valid = experience.step_type.numpy()[:, 0] == ts.StepType.MID
+      np.testing.assert_array_equal(experience.next_time_step.observation.numpy()[:, 0], action + 0.5)
+      valid = experience.time_step.step_type.numpy() == ts.StepType.MID
       assert valid.tolist() == [True, True, True, False]  # one row of the item: its four lanes
     # Both halves of an item: the first batch of a pair holds lanes 0-3 of row 0, the second row 1.
     for first, second in zip(batches[0::2], batches[1::2]):
-      assert first.action.numpy()[0, 0] == second.action.numpy()[0, 0]
+      assert first.action_step.action.numpy()[0] == second.action_step.action.numpy()[0]
   finally:
     server.stop()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reverie.agents.dqn.transitions import NStepAccumulator, NStepBlocks, to_trajectory
+from reverie.agents.dqn.transitions import NStepAccumulator, NStepBlocks, to_transition
 from reverie.envs.batched import BatchStep
 
 GAMMA = 0.9
@@ -78,11 +78,50 @@ def test_invalid_lanes_become_masked_last_steps():
   item = {"observation": tf.zeros([2, 4]), "next_observation": tf.ones([2, 4]),
           "action": tf.constant([0, 1], tf.int64), "reward": tf.constant([1.0, 2.0]),
           "discount": tf.constant([1.0, 0.0]), "valid": tf.constant([True, False])}
-  traj = to_trajectory(item)
-  assert traj.observation.shape == (2, 2, 4)
-  assert traj.step_type[:, 0].numpy().tolist() == [1, 2]   # MID, LAST (masked by DqnAgent)
-  assert traj.reward[:, 0].numpy().tolist() == [1.0, 2.0]
+  transition = to_transition(item)
+  assert transition.time_step.observation.shape == (2, 4)
+  assert transition.time_step.step_type.numpy().tolist() == [1, 2]  # MID, LAST (masked by DqnAgent)
+  assert transition.next_time_step.observation.numpy().tolist() == [[1.0] * 4] * 2
+  assert transition.next_time_step.reward.numpy().tolist() == [1.0, 2.0]
+  assert transition.next_time_step.discount.numpy().tolist() == [1.0, 0.0]
 
+
+
+def test_dqn_loss_on_a_transition_equals_its_loss_on_the_two_step_trajectory():
+  """The learner feeds Transitions; TF-Agents' own path from a [B, 2] Trajectory gives the same loss."""
+  from tf_agents.specs import array_spec, tensor_spec  # pylint: disable=g-import-not-at-top
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+  from tf_agents.trajectories import trajectory  # pylint: disable=g-import-not-at-top
+  from reverie.agents.dqn import agent as dqn_agent  # pylint: disable=g-import-not-at-top
+  from reverie.agents.dqn.config import DqnConfig  # pylint: disable=g-import-not-at-top
+  observation_spec = array_spec.ArraySpec((4,), np.float32)
+  action_spec = tensor_spec.from_spec(array_spec.BoundedArraySpec((), np.int64, 0, 1))
+  time_step_spec = tensor_spec.from_spec(ts.time_step_spec(observation_spec))
+  for double_dqn in (False, True):
+    agent, _ = dqn_agent.make_agent(DqnConfig(fc_layer_params=[8], double_dqn=double_dqn),
+                                    time_step_spec, action_spec, tf.Variable(0, dtype=tf.int64))
+    rng = np.random.default_rng(1)
+    batch = 16
+    item = {"observation": tf.constant(rng.normal(size=(batch, 4)), tf.float32),
+            "next_observation": tf.constant(rng.normal(size=(batch, 4)), tf.float32),
+            "action": tf.constant(rng.integers(0, 2, batch), tf.int64),
+            "reward": tf.constant(rng.normal(size=batch), tf.float32),
+            "discount": tf.constant(rng.choice([0.0, 0.97], batch), tf.float32),
+            "valid": tf.constant(rng.random(batch) < 0.8)}
+    mid = tf.fill([batch], ts.StepType.MID)
+    stack = lambda first, second: tf.stack([first, second], axis=1)
+    two_steps = trajectory.Trajectory(  # the [B, 2] trajectory the learner fed before
+        step_type=stack(tf.where(item["valid"], ts.StepType.MID, ts.StepType.LAST), mid),
+        observation=stack(item["observation"], item["next_observation"]),
+        action=stack(item["action"], item["action"]), policy_info=(),
+        next_step_type=stack(mid, mid),
+        reward=stack(item["reward"], tf.zeros_like(item["reward"])),
+        discount=stack(item["discount"], tf.ones_like(item["discount"])))
+    ours = agent._loss(to_transition(item))  # pylint: disable=protected-access
+    theirs = agent._loss(two_steps)  # pylint: disable=protected-access
+    np.testing.assert_allclose(ours.loss.numpy(), theirs.loss.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.extra.td_error.numpy(), theirs.extra.td_error.numpy(), rtol=1e-6)
+    assert np.count_nonzero(ours.extra.td_error.numpy()) == np.count_nonzero(item["valid"].numpy())
 
 @pytest.mark.parametrize("n_step", [1, 3, 5])
 def test_blocks_of_k_rows_equal_the_step_by_step_rows(n_step):

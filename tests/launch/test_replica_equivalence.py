@@ -103,7 +103,7 @@ def _dqn_learner(tmp_path, replicas, data, initial):
   # Consecutive per-replica batches are the shares of one global batch.
   learner._dataset_fn = lambda: tf.data.Dataset.from_tensor_slices(data).batch(
       per_replica, drop_remainder=True).map(
-          lambda item: (transitions.to_trajectory(item), ()))
+          lambda item: (transitions.to_transition(item), ()))
   learner.iterator = learner._new_iterator()
   variables = learner.agent._q_network.variables + learner.agent._target_q_network.variables
   if initial is not None:
