@@ -56,7 +56,8 @@ def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
     assert info.current_size > 0
     sample = next(iter(reverb.Client(address).sample(
         contract.EXPERIENCE_TABLE, emit_timesteps=False, unpack_as_table_signature=True)))
-    assert sample.data["observation"].shape == (4, 8, 4)  # 4 steps of 8 lanes
+    # K steps (replay.steps_per_item) of 8 lanes of 4 features
+    assert sample.data["observation"].shape == (config.replay.steps_per_item, 8, 4)
     assert sample.data["valid"].any()
 
     # Weights: the learner pushes, a fresh network pulls the same values.
