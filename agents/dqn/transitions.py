@@ -1,4 +1,4 @@
-"""n-step transitions: summed by actors in numpy, trained on by the learner as TF-Agents Transitions.
+"""n-step transitions: summed by actors in numpy, trained on as TF-Agents Transitions.
 
 One Reverb item is K consecutive vector steps of an actor: every column is
 [K, N, ...] for N lanes, so one item carries K * N transitions. Items are
@@ -202,8 +202,9 @@ def to_transition(item: Dict[str, tf.Tensor]) -> trajectory.Transition:
   while loop) on every train step; fed Transitions from Reverb, the DQN
   learner ran 7-17 % more train steps a second at batch 64-256
   (benchmarks/results/learner_throughput.txt). Invalid lanes become LAST
-  steps, which DqnAgent's loss masks out. time_step's reward and discount are not read (to_n_step_transition
-  leaves them NaN); here they are 0 and 1.
+  steps, which DqnAgent's loss masks out. The first time step's reward and
+  discount are not read (to_n_step_transition leaves them NaN); here they
+  are 0 and 1.
   """
   valid = item["valid"]
   mid = tf.fill(tf.shape(valid), ts.StepType.MID)
@@ -239,7 +240,7 @@ no_autograph = tf.autograph.experimental.do_not_convert
 def make_dataset(server_address: str, table: str, batch_size: int,
                  rate_limiter_timeout_ms: int, n_step: int = 1,
                  importance_sampling_exponent: Optional[float] = None) -> tf.data.Dataset:
-  """Batches of batch_size transitions (TF-Agents Transitions) sampled from a Reverb table of items.
+  """Batches of `batch_size` Transitions sampled from a Reverb table of items.
 
   Items are regrouped into batches of transitions without a per-transition
   tf.data step: when whole items fill a batch, or a batch is a whole part of
@@ -276,7 +277,7 @@ def make_dataset(server_address: str, table: str, batch_size: int,
 
 def _whole_items_dataset(dataset: tf.data.Dataset, per_item: int,
                          batch_size: int) -> tf.data.Dataset:
-  """Whole items make whole batches: one map reshapes and converts about `_BATCHES_PER_MAP` batches.
+  """Whole items make whole batches; one map converts about `_BATCHES_PER_MAP` of them.
 
   [items, K, N, ...] -> [batches, batch, ...] when items fill batches (batch a
   multiple of K * N) or batches split items (K * N a multiple of batch; a

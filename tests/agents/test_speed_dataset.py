@@ -60,12 +60,14 @@ def test_items_split_into_batches_of_consecutive_rows_of_one_item():
   batch_size = K_ROWS * LANES // 2  # two batches an item
   try:
     dataset = transitions.make_dataset(f"localhost:{server.port}", "t", batch_size, 1000)
-    batches = [b for b, _ in dataset.take(2 * transitions._BATCHES_PER_MAP + 1)]  # pylint: disable=protected-access
+    per_map = transitions._BATCHES_PER_MAP  # pylint: disable=protected-access
+    batches = [b for b, _ in dataset.take(2 * per_map + 1)]
     for experience in batches:
       assert experience.time_step.observation.shape == (batch_size, 3)
       action = experience.action_step.action.numpy()
       assert len(set(action)) == 1  # one item's rows
-      np.testing.assert_array_equal(experience.next_time_step.observation.numpy()[:, 0], action + 0.5)
+      next_observation = experience.next_time_step.observation.numpy()
+      np.testing.assert_array_equal(next_observation[:, 0], action + 0.5)
       valid = experience.time_step.step_type.numpy() == ts.StepType.MID
       assert valid.tolist() == [True, True, True, False]  # one row of the item: its four lanes
     # Both halves of an item: the first batch of a pair holds lanes 0-3 of row 0, the second row 1.

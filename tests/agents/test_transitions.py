@@ -88,7 +88,7 @@ def test_invalid_lanes_become_masked_last_steps():
 
 
 def test_dqn_loss_on_a_transition_equals_its_loss_on_the_two_step_trajectory():
-  """The learner feeds Transitions; TF-Agents' own path from a [B, 2] Trajectory gives the same loss."""
+  """The learner feeds Transitions; TF-Agents' path from a [B, 2] Trajectory gives the same loss."""
   from tf_agents.specs import array_spec, tensor_spec  # pylint: disable=g-import-not-at-top
   from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
   from tf_agents.trajectories import trajectory  # pylint: disable=g-import-not-at-top
@@ -120,7 +120,8 @@ def test_dqn_loss_on_a_transition_equals_its_loss_on_the_two_step_trajectory():
     ours = agent._loss(to_transition(item))  # pylint: disable=protected-access
     theirs = agent._loss(two_steps)  # pylint: disable=protected-access
     np.testing.assert_allclose(ours.loss.numpy(), theirs.loss.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(ours.extra.td_error.numpy(), theirs.extra.td_error.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.extra.td_error.numpy(), theirs.extra.td_error.numpy(),
+                               rtol=1e-6)
     assert np.count_nonzero(ours.extra.td_error.numpy()) == np.count_nonzero(item["valid"].numpy())
 
 @pytest.mark.parametrize("n_step", [1, 3, 5])
