@@ -41,12 +41,11 @@ import reverb  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 
-def start_server(config, observation_spec, action_spec,
-                 one_step_items: bool = True) -> reverb.Server:
+def start_server(config, observation_spec, action_spec) -> reverb.Server:
   """The replay server's experience table, never rate-limited, filled to replay.max_size.
 
-  Items are written as the actor writes them (`one_step_items`), or as K
-  steps each, as actors wrote them before issue 9.
+  Items are written as the actor writes them: one step of the item's packed
+  [K, N, ...] columns (agents/dqn/transitions.py), one whole item.
   """
   from reverie.agents import replay  # pylint: disable=g-import-not-at-top
   from reverie.agents.dqn import agent as dqn_agent  # pylint: disable=g-import-not-at-top
@@ -66,23 +65,16 @@ def start_server(config, observation_spec, action_spec,
   server = reverb.Server([experience, replay.variables_table(contract.VARIABLES_TABLE, variables)])
   rng = np.random.default_rng(0)
   with reverb.Client(f"localhost:{server.port}").trajectory_writer(
-      num_keep_alive_refs=1 if one_step_items else steps) as writer:
+      num_keep_alive_refs=1) as writer:
     for _ in range(items):
-      rows = [{
-          "observation": rng.normal(size=(lanes, 4)).astype(np.float32),
-          "action": rng.integers(0, 2, lanes).astype(np.int64),
-          "reward": np.ones(lanes, np.float32),
-          "discount": np.full(lanes, 0.97, np.float32),
-          "next_observation": rng.normal(size=(lanes, 4)).astype(np.float32),
-          "valid": rng.random(lanes) < 0.95} for _ in range(steps)]
-      if one_step_items:  # as agents/dqn/writer.py writes them: one step of [K, N] columns
-        writer.append({k: np.stack([row[k] for row in rows]) for k in transitions.COLUMNS})
-        columns = {k: writer.history[k][-1] for k in transitions.COLUMNS}
-      else:  # K steps of [N] columns (Reverie before issue 9)
-        for row in rows:
-          writer.append(row)
-        columns = {k: writer.history[k][-steps:] for k in transitions.COLUMNS}
-      writer.create_item(contract.EXPERIENCE_TABLE, 1.0, columns)
+      shape = (steps, lanes)
+      replay.write_item(writer, transitions.pack({
+          "observation": rng.normal(size=(*shape, 4)).astype(np.float32),
+          "action": rng.integers(0, 2, shape).astype(np.int64),
+          "reward": np.ones(shape, np.float32),
+          "discount": np.full(shape, 0.97, np.float32),
+          "next_observation": rng.normal(size=(*shape, 4)).astype(np.float32),
+          "valid": rng.random(shape) < 0.95}), [contract.EXPERIENCE_TABLE])
       writer.flush(block_until_num_items=32)
   return server
 
@@ -106,8 +98,8 @@ def make_learners(config, server: reverb.Server, root: str):
                          f"localhost:{server.port}", strategy, time_step_spec, action_spec)
     if name == "in-memory":
       batch = next(iter(transitions.make_dataset(
-          f"localhost:{server.port}", contract.EXPERIENCE_TABLE, config.learner.batch_size,
-          rate_limiter_timeout_ms=10_000)))
+          f"localhost:{server.port}", contract.EXPERIENCE_TABLE, action_spec,
+          config.learner.batch_size, rate_limiter_timeout_ms=10_000)))
       learner._dataset_fn = lambda b=batch: tf.data.Dataset.from_tensors(b).repeat()  # pylint: disable=protected-access
       learner.iterator = learner._new_iterator()  # pylint: disable=protected-access
     learners[name] = learner

@@ -148,7 +148,7 @@ class DqnLearner(LearnerBase):
       # every worker has stopped.
       timeout_ms = -1
     self._dataset_fn = lambda: transitions.make_dataset(
-        server_address, contract.EXPERIENCE_TABLE, per_replica, timeout_ms,
+        server_address, contract.EXPERIENCE_TABLE, action_spec, per_replica, timeout_ms,
         config.agent.n_step_update,
         config.replay.importance_sampling_exponent if self.prioritized else None)
     with strategy.scope():

@@ -15,6 +15,7 @@ from typing import Optional
 
 import reverb
 import tensorflow as tf
+import tree
 
 from reverie.agents import replay
 from reverie.agents import pixels
@@ -24,6 +25,7 @@ from reverie.agents.dqn import transitions
 from reverie.launch import contract
 from reverie.launch import replay_bytes
 from reverie.launch.config_schema import Config, learner_workers, ppo_normalized
+from reverie.launch.errors import ReverieError
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.replay_server")
@@ -86,9 +88,32 @@ def start_replay_server(config: Config, run_dir: contract.RunDir, port: int, obs
   tables = make_tables(config, observation_spec, action_spec)
   checkpointer = reverb.checkpointers.DefaultCheckpointer(path=str(run_dir.replay))
   server = reverb.Server(tables, port=port, checkpointer=checkpointer)
+  _check_loaded_signatures(server, tables, run_dir)
   log.info("replay server listening on port %d (all interfaces: keep it on a private network)",
            port)
   return server
+
+
+def _check_loaded_signatures(server: reverb.Server, tables, run_dir: contract.RunDir) -> None:
+  """A table loaded from RUN_DIR/replay keeps the checkpoint's signature, not this run's.
+
+  Items of another layout (written by an older Reverie) would fail at the
+  first write or sample; this says so before any role starts, and leaves the
+  checkpoint where it is.
+  """
+  loaded = server.localhost_client().server_info()
+  for table in tables:
+    if _layout(table.info.signature) != _layout(loaded[table.name].signature):
+      server.stop()
+      raise ReverieError(
+          f"{run_dir.replay}: its checkpoint's table {table.name!r} holds items of another "
+          f"layout than this Reverie writes (written by an older version?); move that folder "
+          f"aside to resume without the replay buffer")
+
+
+def _layout(signature):
+  return [(path, spec.shape.as_list(), spec.dtype)
+          for path, spec in tree.flatten_with_path(signature)]
 
 
 def replay_items(client: reverb.Client) -> int:
@@ -126,12 +151,12 @@ def report_bytes_per_transition(server: reverb.Server, checkpoint: str, run_dir:
   if info is None:
     return None
   measured = replay_bytes.table_bytes(pathlib.Path(checkpoint), contract.EXPERIENCE_TABLE)
-  transitions = measured["items"] * info.signature["valid"].shape.num_elements()
-  if not transitions:
+  stored = measured["items"] * transitions.transitions_per_item(info.signature)
+  if not stored:
     return None
-  per_transition = measured["chunk_bytes"] / transitions
+  per_transition = measured["chunk_bytes"] / stored
   log.info("replay: %.0f bytes per transition (%d transitions in %.1f MB of chunks)",
-           per_transition, transitions, measured["chunk_bytes"] / 1e6)
+           per_transition, stored, measured["chunk_bytes"] / 1e6)
   writer = summary or tf.summary.create_file_writer(str(run_dir.tensorboard("replay_server")))
   with writer.as_default(step=train_step):
     tf.summary.scalar("replay/bytes_per_transition", per_transition)

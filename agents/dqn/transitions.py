@@ -1,19 +1,29 @@
 """n-step transitions: summed by actors in numpy, trained on as TF-Agents Transitions.
 
-One Reverb item is K consecutive vector steps of an actor: every column is
-[K, N, ...] for N lanes, so one item carries K * N transitions. Items are
-costly and transitions are cheap (DESIGN.md: inserting an item costs about
-25 us whatever its width; sampling one here about 90 us), so the learner
-samples few wide items, flattens them into batches of transitions and masks
-the lanes that carry no transition.
+One Reverb item is K consecutive vector steps of an actor, N lanes each, so
+one item carries K * N transitions. Items are costly and transitions are
+cheap (DESIGN.md: inserting an item costs about 25 us whatever its width;
+sampling one here about 90 us), so the learner samples few wide items,
+flattens them into batches of transitions and masks the lanes that carry no
+transition.
 
-Column meaning, per lane, for the transition that started n-1 steps ago at s:
+Transition columns, per lane, for the transition that started n-1 steps ago at s:
   observation       o_s
   action            a_s
   reward            sum_{k<m} gamma^k r_{s+k}, m = n or fewer if the episode ended
   discount          gamma^(m-1) if the bootstrap state o_{s+m} is live, else 0
   next_observation  o_{s+m}
   valid             False where the lane carries nothing (a reset step, warm-up)
+
+An item packs them into two Reverb columns (`ITEM_COLUMNS`; `pack` and
+`unpack`), each field one contiguous [K, N] block that the actor fills in
+place:
+  observations  [2, K, N, ...]: o_s, then o_{s+m}, in the observation's dtype
+  scalars       [A + 3, K, N] float32: a_s (A values: DQN's actions are
+                integers, exact in float32 below 2^24), reward, discount and
+                valid (1 or 0)
+Reverb's cost grows with the columns: at 64 lanes and K 8, writing an item
+of the six transition columns took 76 us, the two 56 us (issue 9).
 """
 
 from typing import Dict, Optional
@@ -27,6 +37,8 @@ from tf_agents.trajectories import trajectory
 from reverie.envs.batched import BatchStep
 
 COLUMNS = ("observation", "action", "reward", "discount", "next_observation", "valid")
+ITEM_COLUMNS = ("observations", "scalars")
+_EXACT_FLOAT32_INTEGERS = 2**24
 # The learner's feed when whole items fill a batch (benchmarks/learner_throughput.py,
 # issue 9): batches converted by one map call, batches' worth of items the Reverb
 # sampler keeps requested, batches ready before the train step asks.
@@ -37,17 +49,63 @@ _PREFETCH_BATCHES = 8
 
 def item_signature(observation_spec, action_spec, num_lanes: int,
                    steps_per_item: int) -> Dict[str, tf.TensorSpec]:
-  """The Reverb table signature of one item: K steps of N lanes."""
-  def spec(shape, dtype, name):
-    return tf.TensorSpec([steps_per_item, num_lanes, *shape], dtype, name)
+  """The Reverb table signature of one item: K steps of N lanes, packed (`pack`)."""
+  integer = tf.as_dtype(action_spec.dtype).is_integer
+  if not integer or np.max(action_spec.maximum) >= _EXACT_FLOAT32_INTEGERS:
+    raise ValueError(f"DQN replay packs actions as float32: it needs integer actions below "
+                     f"2^24, got {action_spec}")
+  rows = [steps_per_item, num_lanes]
   return {
-      "observation": spec(observation_spec.shape, observation_spec.dtype, "observation"),
-      "action": spec(action_spec.shape, action_spec.dtype, "action"),
-      "reward": spec((), tf.float32, "reward"),
-      "discount": spec((), tf.float32, "discount"),
-      "next_observation": spec(observation_spec.shape, observation_spec.dtype, "next_observation"),
-      "valid": spec((), tf.bool, "valid"),
+      "observations": tf.TensorSpec([2, *rows, *observation_spec.shape], observation_spec.dtype,
+                                    "observations"),
+      "scalars": tf.TensorSpec([_action_size(action_spec.shape) + 3, *rows], tf.float32,
+                               "scalars"),
   }
+
+
+def pack(columns: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """One item's transition columns ([K, N, ...] numpy arrays, `COLUMNS`) as its two columns."""
+  rows = columns["valid"].shape
+  actions = np.moveaxis(columns["action"].reshape(*rows, -1), -1, 0)
+  return {
+      "observations": np.stack([columns["observation"], columns["next_observation"]]),
+      "scalars": np.concatenate([actions, np.stack([columns["reward"], columns["discount"],
+                                                    columns["valid"]])]).astype(np.float32),
+  }
+
+
+def unpack(item: Dict[str, tf.Tensor], action_spec) -> Dict[str, tf.Tensor]:
+  """Items' two columns ([..., 2, K, N, ...] and [..., A + 3, K, N]) as the transition
+  columns ([..., K, N, ...]), in TF."""
+  observations, scalars = item["observations"], item["scalars"]
+  lead = len(scalars.shape) - 3  # items batched before the item's own axes
+  field = lambda x, i: x[(slice(None),) * lead + (i,)]
+  size = _action_size(action_spec.shape)
+  if action_spec.shape:
+    action = tf.stack([field(scalars, i) for i in range(size)], axis=-1)
+    action = tf.reshape(action, tf.concat([tf.shape(action)[:-1], action_spec.shape], 0))
+  else:
+    action = field(scalars, 0)
+  action = tf.cast(action, action_spec.dtype)
+  return {
+      "observation": field(observations, 0),
+      "action": action,
+      "reward": field(scalars, size),
+      "discount": field(scalars, size + 1),
+      "next_observation": field(observations, 1),
+      "valid": field(scalars, size + 2) > 0.5,
+  }
+
+
+def transitions_per_item(signature) -> int:
+  """K * N: the transitions of one item of an experience table with `signature` (or frames')."""
+  if "frame" in signature:
+    return signature["valid"].shape.num_elements()
+  return signature["scalars"].shape[1:].num_elements()
+
+
+def _action_size(shape) -> int:
+  return int(np.prod(shape, dtype=np.int64))
 
 
 class NStepAccumulator:
@@ -116,14 +174,14 @@ class NStepAccumulator:
 
 
 class NStepBlocks:
-  """NStepAccumulator's rows for vector observations, K at a time, as [K, N, ...] columns.
+  """NStepAccumulator's rows for vector observations, K at a time, as one item's columns.
 
   `add` only copies the step into a buffer; `take` sums the n-step returns of
-  all K rows at once, over [n, K, N] windows of the buffers (CartPole, 64
-  lanes, K 4: about 2 us an `add` and 22 us a `take`, 7 us a vector step in
-  all; 30 us a step one row at a time). The rows are the ones
-  NStepAccumulator emits for the same steps, bit for bit, the warm-up rows
-  (valid False) included.
+  all K rows at once, over [n, K, N] windows of the buffers, into the item's
+  packed columns (CartPole, 64 lanes, K 8: about 53 us for an item's 8
+  `add`s and its `take`, under 7 us a vector step; 30 us a step one row at
+  a time). The rows are the ones NStepAccumulator emits for the same steps,
+  bit for bit, the warm-up rows (valid False) included.
   """
 
   def __init__(self, num_lanes: int, n_step: int, gamma: float, observation: np.ndarray,
@@ -138,8 +196,10 @@ class NStepBlocks:
     self._ended = np.zeros((steps, num_lanes), bool)
     self._terminal = np.zeros((steps, num_lanes), bool)
     self._live = np.zeros((steps, num_lanes), bool)
-    self._rows = np.arange(steps_per_item)[:, None]
-    self._lanes = np.arange(num_lanes)[None, :]
+    # o_{s+m} of row r, lane i is row (r + m) * N + i of the buffer's [rows * N, ...] view.
+    self._obs_flat = self._obs.reshape(-1, *observation.shape[1:])
+    self._row_lane = np.arange(steps_per_item)[:, None] * num_lanes + np.arange(num_lanes)
+    self._num_lanes, self._action_size = num_lanes, None
     # take() reads the n windows of K rows (window k starts k steps later) as [n, K, N]
     # views of the buffers, and gamma^k and gamma^(m-1) from tables.
     window = lambda buf: np.lib.stride_tricks.as_strided(
@@ -155,6 +215,7 @@ class NStepBlocks:
     """Records a_t and the step it led to (at most K steps between two takes)."""
     if self._actions is None:
       self._actions = np.zeros((len(self._rewards), *action.shape), action.dtype)
+      self._action_size = _action_size(action.shape[1:])
     j = self._n - 1 + self.size
     self._actions[j] = action
     self._rewards[j] = step.reward
@@ -165,33 +226,39 @@ class NStepBlocks:
     self.size += 1
 
   def take(self) -> Dict[str, np.ndarray]:
-    """The last K steps' rows, each column [K, N, ...]; keeps the n-1 steps the next rows need."""
+    """The last K steps' rows as an item's two columns (`pack`'s layout); keeps the n-1 steps
+    the next rows need."""
     if self.size != self._k:
       raise ValueError(f"take() after {self.size} steps; a block has {self._k}")
-    k_rows = self._k
-    # alive[k]: the episode of the row's step has not ended in the k steps after it.
-    alive = self._alive
-    np.logical_and.accumulate(~self._ended_windows[:-1], axis=0, out=alive[1:])
+    k_rows, size = self._k, self._action_size
+    # alive[k]: the episode of the row's step has not ended in the k steps after it
+    # (a > b is a & ~b for booleans: one ufunc a window).
+    alive, ended = self._alive, self._ended_windows
+    for k in range(1, self._n):
+      np.greater(alive[k - 1], ended[k - 1], out=alive[k])
     terms = self._gamma_powers * self._reward_windows * alive  # float64, as NStepAccumulator's
-    ret = terms[0].astype(np.float32)
+    # The item's columns, each field a contiguous block filled in place (no packing copy).
+    observations = np.empty((2, k_rows, *self._obs.shape[1:]), self._obs.dtype)
+    scalars = np.empty((size + 3, k_rows, self._num_lanes), np.float32)
+    ret = scalars[size]
+    ret[...] = terms[0]
     for term in terms[1:]:  # summed into float32 in the same order as NStepAccumulator._emit
       ret += term
     steps = alive.sum(axis=0)
-    discount = self._discounts[steps]
+    discount = scalars[size + 1]
+    np.take(self._discounts, steps, out=discount)
     discount[(alive & self._terminal_windows).any(axis=0)] = 0.0
-    block = {
-        "observation": self._obs[:k_rows].copy(),
-        "action": self._actions[:k_rows].copy(),
-        "reward": ret,
-        "discount": discount,
-        "next_observation": self._obs[self._rows + steps, self._lanes],
-        "valid": self._live[:k_rows].copy(),
-    }
+    scalars[:size] = np.moveaxis(self._actions[:k_rows].reshape(k_rows, self._num_lanes, size),
+                                 -1, 0)
+    scalars[size + 2] = self._live[:k_rows]
+    observations[0] = self._obs[:k_rows]
+    np.take(self._obs_flat, self._row_lane + steps * self._num_lanes, axis=0,
+            out=observations[1])
     for buf in (self._actions, self._rewards, self._ended, self._terminal, self._live):
       buf[:self._n - 1] = buf[k_rows:]
     self._obs[:self._n] = self._obs[k_rows:]
     self.size = 0
-    return block
+    return {"observations": observations, "scalars": scalars}
 
 
 def to_transition(item: Dict[str, tf.Tensor]) -> trajectory.Transition:
@@ -237,10 +304,13 @@ def item_priorities(keys: tf.Tensor, td_errors: tf.Tensor):
 no_autograph = tf.autograph.experimental.do_not_convert
 
 
-def make_dataset(server_address: str, table: str, batch_size: int,
+def make_dataset(server_address: str, table: str, action_spec, batch_size: int,
                  rate_limiter_timeout_ms: int, n_step: int = 1,
                  importance_sampling_exponent: Optional[float] = None) -> tf.data.Dataset:
   """Batches of `batch_size` Transitions sampled from a Reverb table of items.
+
+  Items of vector observations are `pack`ed (their actions are cast back to
+  `action_spec`'s dtype); items of pixels are agents/dqn/frames.py's.
 
   Items are regrouped into batches of transitions without a per-transition
   tf.data step: when whole items fill a batch, or a batch is a whole part of
@@ -253,9 +323,10 @@ def make_dataset(server_address: str, table: str, batch_size: int,
   signature = reverb.TrajectoryDataset.from_table_signature(
       server_address, table, max_in_flight_samples_per_worker=1,
       get_signature_timeout_secs=30).element_spec.data
-  per_item = signature["valid"].shape.num_elements()
+  on_frames = "frame" in signature
+  per_item = transitions_per_item(signature)
   items_per_batch = -(-batch_size // per_item)
-  per_item_path = "frame" in signature or importance_sampling_exponent is not None
+  per_item_path = on_frames or importance_sampling_exponent is not None
   # Whole items make whole batches: several items a batch, or several batches an item.
   whole_items = not per_item_path and (batch_size % per_item == 0 or per_item % batch_size == 0)
   in_flight_batches = _IN_FLIGHT_BATCHES if whole_items else 2
@@ -265,17 +336,18 @@ def make_dataset(server_address: str, table: str, batch_size: int,
       max_in_flight_samples_per_worker=in_flight_batches * items_per_batch,
       rate_limiter_timeout_ms=rate_limiter_timeout_ms)
   if per_item_path:
-    return _per_item_dataset(dataset, per_item, batch_size, n_step, importance_sampling_exponent,
-                             "frame" in signature)
+    return _per_item_dataset(dataset, action_spec, per_item, batch_size, n_step,
+                             importance_sampling_exponent, on_frames)
   if whole_items:
-    return _whole_items_dataset(dataset, per_item, batch_size)
+    return _whole_items_dataset(dataset, action_spec, per_item, batch_size)
   flatten = lambda x: tf.reshape(x, [per_item, *x.shape[2:]])  # [K, N, ...] -> [K*N, ...]
-  dataset = dataset.map(no_autograph(lambda sample: tf.nest.map_structure(flatten, sample.data)))
+  dataset = dataset.map(no_autograph(
+      lambda sample: tf.nest.map_structure(flatten, unpack(sample.data, action_spec))))
   dataset = dataset.rebatch(batch_size, drop_remainder=True)
   return dataset.map(no_autograph(lambda item: (to_transition(item), ()))).prefetch(4)
 
 
-def _whole_items_dataset(dataset: tf.data.Dataset, per_item: int,
+def _whole_items_dataset(dataset: tf.data.Dataset, action_spec, per_item: int,
                          batch_size: int) -> tf.data.Dataset:
   """Whole items make whole batches; one map converts about `_BATCHES_PER_MAP` of them.
 
@@ -289,14 +361,14 @@ def _whole_items_dataset(dataset: tf.data.Dataset, per_item: int,
   flatten = lambda x: tf.reshape(x, [batches * batch_size, *x.shape[3:]])
   split = lambda x: tf.reshape(x, [batches, batch_size, *x.shape[1:]])
   def to_batches(sample):
-    experience = to_transition(tf.nest.map_structure(flatten, sample.data))
+    experience = to_transition(tf.nest.map_structure(flatten, unpack(sample.data, action_spec)))
     return tf.nest.map_structure(split, experience), ()
   dataset = dataset.batch(items, drop_remainder=True).map(no_autograph(to_batches))
   return dataset.unbatch().prefetch(_PREFETCH_BATCHES)
 
 
-def _per_item_dataset(dataset: tf.data.Dataset, per_item: int, batch_size: int, n_step: int,
-                      importance_sampling_exponent: Optional[float],
+def _per_item_dataset(dataset: tf.data.Dataset, action_spec, per_item: int, batch_size: int,
+                      n_step: int, importance_sampling_exponent: Optional[float],
                       on_frames: bool) -> tf.data.Dataset:
   """Items to transitions one at a time: pixels (frames stacked here) and prioritized replay.
 
@@ -309,7 +381,8 @@ def _per_item_dataset(dataset: tf.data.Dataset, per_item: int, batch_size: int, 
     if on_frames:
       item = frames.stack_item(sample.data, n_step)
     else:
-      item = tf.nest.map_structure(lambda x: tf.reshape(x, [per_item, *x.shape[2:]]), sample.data)
+      item = tf.nest.map_structure(lambda x: tf.reshape(x, [per_item, *x.shape[2:]]),
+                                   unpack(sample.data, action_spec))
     if importance_sampling_exponent is not None:
       item["key"] = tf.fill([per_item], sample.info.key)
       item["probability"] = tf.fill([per_item], sample.info.probability)

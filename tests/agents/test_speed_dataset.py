@@ -10,10 +10,12 @@ from reverie.agents.dqn import transitions
 LANES, K_ROWS, ITEMS = 4, 2, 40
 
 
+OBSERVATION = array_spec.ArraySpec((3,), np.float32)
+ACTION = array_spec.BoundedArraySpec((), np.int64, 0, ITEMS)
+
+
 def _server():
-  observation = array_spec.ArraySpec((3,), np.float32)
-  action = array_spec.BoundedArraySpec((), np.int64, 0, 1)
-  signature = transitions.item_signature(observation, action, LANES, K_ROWS)
+  signature = transitions.item_signature(OBSERVATION, ACTION, LANES, K_ROWS)
   table = reverb.Table("t", sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
                        max_size=ITEMS, rate_limiter=reverb.rate_limiters.MinSize(1),
                        signature=signature)
@@ -21,13 +23,13 @@ def _server():
   with reverb.Client(f"localhost:{server.port}").trajectory_writer(num_keep_alive_refs=1) as w:
     for item in range(ITEMS):
       # Every transition of item i carries i in its observation and action.
-      w.append({"observation": np.full((K_ROWS, LANES, 3), item, np.float32),
+      w.append(transitions.pack({"observation": np.full((K_ROWS, LANES, 3), item, np.float32),
                 "action": np.full((K_ROWS, LANES), item, np.int64),
                 "reward": np.ones((K_ROWS, LANES), np.float32),
                 "discount": np.full((K_ROWS, LANES), 0.5, np.float32),
                 "next_observation": np.full((K_ROWS, LANES, 3), item + 0.5, np.float32),
-                "valid": np.tile([True, True, True, False], (K_ROWS, 1))})
-      w.create_item("t", 1.0, {k: w.history[k][-1] for k in transitions.COLUMNS})
+                "valid": np.tile([True, True, True, False], (K_ROWS, 1))}))
+      w.create_item("t", 1.0, {k: w.history[k][-1] for k in transitions.ITEM_COLUMNS})
     w.flush()
   return server
 
@@ -36,7 +38,7 @@ def test_batches_of_whole_items_keep_each_transition_together():
   server = _server()
   batch_size = 4 * K_ROWS * LANES  # four whole items a batch
   try:
-    dataset = transitions.make_dataset(f"localhost:{server.port}", "t", batch_size, 1000)
+    dataset = transitions.make_dataset(f"localhost:{server.port}", "t", ACTION, batch_size, 1000)
     batches = 3 * transitions._BATCHES_PER_MAP + 1  # pylint: disable=protected-access
     for experience, extra in dataset.take(batches):
       assert extra == ()
@@ -59,7 +61,7 @@ def test_items_split_into_batches_of_consecutive_rows_of_one_item():
   server = _server()
   batch_size = K_ROWS * LANES // 2  # two batches an item
   try:
-    dataset = transitions.make_dataset(f"localhost:{server.port}", "t", batch_size, 1000)
+    dataset = transitions.make_dataset(f"localhost:{server.port}", "t", ACTION, batch_size, 1000)
     per_map = transitions._BATCHES_PER_MAP  # pylint: disable=protected-access
     batches = [b for b, _ in dataset.take(2 * per_map + 1)]
     for experience in batches:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reverie.agents.dqn.transitions import NStepAccumulator, NStepBlocks, to_transition
+from reverie.agents.dqn.transitions import NStepAccumulator, NStepBlocks, pack, to_transition
+from reverie.agents.dqn.transitions import unpack
 from reverie.envs.batched import BatchStep
 
 GAMMA = 0.9
@@ -143,8 +144,32 @@ def test_blocks_of_k_rows_equal_the_step_by_step_rows(n_step):
     blocks.add(action, batch)
     if blocks.size == k_rows:
       block = blocks.take()
+      expected = pack({key: np.stack([row[key] for row in rows[-k_rows:]]) for key in rows[0]})
+      assert block.keys() == expected.keys()
       for key, column in block.items():
-        assert column.shape[:2] == (k_rows, lanes), key
-        expected = np.stack([row[key] for row in rows[-k_rows:]])
-        assert column.dtype == expected.dtype, key
-        np.testing.assert_array_equal(column, expected, err_msg=key)
+        assert column.shape[1:3] == (k_rows, lanes), key
+        assert column.dtype == expected[key].dtype, key
+        np.testing.assert_array_equal(column, expected[key], err_msg=key)
+
+
+@pytest.mark.parametrize("action_shape", [(), (1,)])
+def test_packed_items_unpack_to_the_transition_columns(action_shape):
+  rng = np.random.default_rng(0)
+  lead = (3, 5)  # [K, N]
+  columns = {
+      "observation": rng.normal(size=(*lead, 2)).astype(np.float32),
+      "action": rng.integers(0, 7, (*lead, *action_shape)).astype(np.int32),
+      "reward": rng.normal(size=lead).astype(np.float32),
+      "discount": rng.random(lead).astype(np.float32),
+      "next_observation": rng.normal(size=(*lead, 2)).astype(np.float32),
+      "valid": rng.random(lead) < 0.7,
+  }
+  packed = pack(columns)
+  assert packed["observations"].shape == (2, *lead, 2)
+  assert packed["scalars"].shape == (4, *lead) and packed["scalars"].dtype == np.float32
+  spec = tf.TensorSpec(action_shape, tf.int32)
+  unpacked = unpack({k: tf.constant(v) for k, v in packed.items()}, spec)
+  assert unpacked.keys() == columns.keys()
+  for key, column in columns.items():
+    assert unpacked[key].dtype == column.dtype, key
+    np.testing.assert_array_equal(unpacked[key].numpy(), column, err_msg=key)

@@ -3,6 +3,7 @@
 import threading
 
 import numpy as np
+import pytest
 import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container as rvc
@@ -10,13 +11,15 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 from reverie.agents.dqn import agent as dqn_agent
+from reverie.agents.dqn import transitions
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
 from reverie.launch import strategy as strategy_lib
 from reverie.launch.actor import run_actor
 from reverie.launch.config import load_config
 from reverie.launch.learner import DqnLearner
-from reverie.launch.replay_server import start_replay_server
+from reverie.launch.errors import ReverieError
+from reverie.launch.replay_server import make_tables, start_replay_server
 from reverie.launch.run_state import RunState
 
 
@@ -56,9 +59,12 @@ def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
     assert info.current_size > 0
     sample = next(iter(reverb.Client(address).sample(
         contract.EXPERIENCE_TABLE, emit_timesteps=False, unpack_as_table_signature=True)))
-    # K steps (replay.steps_per_item) of 8 lanes of 4 features
-    assert sample.data["observation"].shape == (config.replay.steps_per_item, 8, 4)
-    assert sample.data["valid"].any()
+    # Packed (agents/dqn/transitions.py): K steps (replay.steps_per_item) of 8 lanes of 4
+    # features, each observation beside its bootstrap one; some lanes carry a transition.
+    columns = transitions.unpack(sample.data, action_spec)
+    assert columns["observation"].shape == (config.replay.steps_per_item, 8, 4)
+    assert columns["next_observation"].shape == (config.replay.steps_per_item, 8, 4)
+    assert np.asarray(columns["valid"]).any()
 
     # Weights: the learner pushes, a fresh network pulls the same values.
     learner.push_weights()
@@ -116,3 +122,29 @@ def test_ppo_has_a_normalization_queue_only_with_normalizers():
     observation_spec, action_spec = _specs(config)
     names = {table.name for table in make_tables(config, observation_spec, action_spec)}
     assert names - {contract.VARIABLES_TABLE} == expected, sets
+
+
+def test_a_replay_checkpoint_of_another_item_layout_is_refused_with_its_folder(tmp_path):
+  """A run written before items were packed (six columns) resumes with one clear line."""
+  config = _config()
+  run_dir = contract.RunDir(tmp_path)
+  observation_spec, action_spec = _specs(config)
+  rows = [config.replay.steps_per_item, config.actor.envs_per_actor]
+  spec = lambda shape, dtype: tf.TensorSpec([*rows, *shape], dtype)
+  old_layout = {"observation": spec([4], tf.float32), "action": spec([], tf.int64),
+                "reward": spec([], tf.float32), "discount": spec([], tf.float32),
+                "next_observation": spec([4], tf.float32), "valid": spec([], tf.bool)}
+  tables = [reverb.Table.queue(t.name, 10, signature=old_layout)
+            if t.name == contract.EXPERIENCE_TABLE else t
+            for t in make_tables(config, observation_spec, action_spec)]
+  old = reverb.Server(tables, checkpointer=reverb.checkpointers.DefaultCheckpointer(
+      path=str(run_dir.replay)))
+  old.localhost_client().checkpoint()
+  old.stop()
+  with pytest.raises(ReverieError, match=f"{run_dir.replay}.*another layout.*move that folder"):
+    start_replay_server(config, run_dir, None, observation_spec, action_spec)
+  # The checkpoint is left where it was; this run's own layout loads.
+  assert any(run_dir.replay.iterdir())
+  server = start_replay_server(config, contract.RunDir(tmp_path / "fresh"), None,
+                               observation_spec, action_spec)
+  server.stop()

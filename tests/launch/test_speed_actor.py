@@ -116,9 +116,12 @@ def test_items_written_as_one_step_are_the_rows_of_the_n_step_accumulator():
   server.stop()
   env.close()
   for i, item in enumerate(got):
-    for column in transitions.COLUMNS:
-      want = np.stack([row[column] for row in expected[i * k_rows:(i + 1) * k_rows]])
-      np.testing.assert_array_equal(item[column].numpy(), want, err_msg=f"item {i} {column}")
+    rows = expected[i * k_rows:(i + 1) * k_rows]
+    want = transitions.pack({column: np.stack([row[column] for row in rows])
+                             for column in transitions.COLUMNS})
+    for column in transitions.ITEM_COLUMNS:
+      np.testing.assert_array_equal(item[column].numpy(), want[column],
+                                    err_msg=f"item {i} {column}")
 
 
 def test_a_step_written_as_a_whole_item_lands_in_each_table_and_a_misfit_names_its_columns():

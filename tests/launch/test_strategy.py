@@ -82,7 +82,7 @@ def test_reverb_dataset_is_built_on_the_host_cpu_under_tpu(tmp_path):
   env.close()
   tpu = unittest.mock.MagicMock(spec=tf.distribute.TPUStrategy)  # no TPU exists here
   build = lambda: transitions.make_dataset(f"localhost:{server.port}", contract.EXPERIENCE_TABLE,
-                                           16, 100)
+                                           env.action_spec, 16, 100)
   try:
     # The strategy's input worker device here stands for a TPU host's; without
     # the host-CPU scope the dataset would land on it.
