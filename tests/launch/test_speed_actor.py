@@ -1,5 +1,7 @@
 """Issue 9's actor speed-ups keep what the actor does: items, weights and the policy's actions."""
 
+import time
+
 import numpy as np
 import pytest
 import reverb
@@ -12,7 +14,7 @@ from reverie.agents.dqn.config import DqnConfig
 from reverie.agents.dqn.writer import ReplayWriter
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
-from reverie.launch.actor import WeightPuller
+from reverie.launch.actor import BackgroundPuller, WeightPuller
 
 
 def _network(env):
@@ -78,6 +80,50 @@ def test_the_minimum_time_between_looks_holds_pulls_back():
   finally:
     server.stop()
     env.close()
+
+
+def test_background_pulls_hand_over_each_new_push_once():
+  env = make_batched_env("CartPole-v1", 4)
+  learner_net, actor_net = _network(env), _network(env)
+  learner_vars, actor_vars = _variables(learner_net), _variables(actor_net)
+  server = reverb.Server([replay.variables_table(contract.VARIABLES_TABLE, learner_vars)])
+  address = f"localhost:{server.port}"
+  container = replay.variable_container(address, contract.VARIABLES_TABLE)
+  container.push(learner_vars)
+  puller = WeightPuller(reverb.Client(address), contract.VARIABLES_TABLE, actor_vars,
+                        interval_steps=10, min_seconds=0.0)
+  policy = dqn_agent.EpsilonGreedy(actor_net, env.observation_spec, env.action_spec, seed=0)
+  observation = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+
+  def fresh_within(seconds, steps):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+      fresh = background.after_steps(steps)
+      if fresh is not None:
+        return fresh
+      time.sleep(0.01)
+    return None
+
+  policy.refresh(puller.pull())
+  background = BackgroundPuller(puller)
+  try:
+    assert fresh_within(0.5, 10) is None and puller.pulls == 1  # looks, but nothing new
+    assert fresh_within(0.5, 0) is None  # no steps, no look
+    for variable in learner_net.variables:
+      variable.assign(variable * -2.0 + 0.1)
+    container.push(learner_vars)
+    assert fresh_within(0.5, 0) is None  # pushed, but the interval has not passed
+    fresh = fresh_within(10.0, 10)
+    assert fresh is not None and puller.pulls == 2
+    policy.refresh(fresh)
+    np.testing.assert_allclose(policy.q_values(observation), learner_net(observation)[0].numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert fresh_within(0.5, 10) is None and puller.pulls == 2  # handed over once
+  finally:
+    background.close()
+    server.stop()
+    env.close()
+  assert not background._thread.is_alive()  # pylint: disable=protected-access
 
 
 def test_pulled_weights_on_the_tf_path_are_assigned_to_the_network():
