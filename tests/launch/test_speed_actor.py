@@ -29,39 +29,58 @@ def _variables(network):
           contract.TRAIN_STEP_KEY: tf.Variable(0, dtype=tf.int64)}
 
 
-def test_weights_are_pulled_only_after_a_push_and_equal_what_was_pushed():
-  env = make_batched_env("CartPole-v1", 4)
-  learner_net, actor_net = _network(env), _network(env)
-  learner_vars, actor_vars = _variables(learner_net), _variables(actor_net)
-  server = reverb.Server([replay.variables_table(contract.VARIABLES_TABLE, learner_vars)])
-  address = f"localhost:{server.port}"
-  container = replay.variable_container(address, contract.VARIABLES_TABLE)
-  container.push(learner_vars)
-  puller = WeightPuller(reverb.Client(address), contract.VARIABLES_TABLE, actor_vars,
-                        interval_steps=100, min_seconds=0.0)
-  policy = dqn_agent.EpsilonGreedy(actor_net, env.observation_spec, env.action_spec, seed=0)
-  observation = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
-  try:
-    policy.refresh(puller.pull())
-    np.testing.assert_allclose(policy.q_values(observation), learner_net(observation)[0].numpy(),
+class _Pushes:
+  """A learner's network pushed once to a variables table, and an actor's puller and policy."""
+
+  def __init__(self, interval_steps: int):
+    self.env = make_batched_env("CartPole-v1", 4)
+    self.learner_net, actor_net = _network(self.env), _network(self.env)
+    self.learner_vars, actor_vars = _variables(self.learner_net), _variables(actor_net)
+    self.server = reverb.Server([replay.variables_table(contract.VARIABLES_TABLE,
+                                                        self.learner_vars)])
+    address = f"localhost:{self.server.port}"
+    self.container = replay.variable_container(address, contract.VARIABLES_TABLE)
+    self.container.push(self.learner_vars)
+    self.puller = WeightPuller(reverb.Client(address), contract.VARIABLES_TABLE, actor_vars,
+                               interval_steps=interval_steps, min_seconds=0.0)
+    self.policy = dqn_agent.EpsilonGreedy(actor_net, self.env.observation_spec,
+                                          self.env.action_spec, seed=0)
+    self.observation = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+
+  def push_new_weights(self, train_step: int) -> None:
+    for variable in self.learner_net.variables:
+      variable.assign(variable * -2.0 + 0.1)
+    self.learner_vars[contract.TRAIN_STEP_KEY].assign(train_step)
+    self.container.push(self.learner_vars)
+
+  def assert_policy_has_the_learners_weights(self) -> None:
+    np.testing.assert_allclose(self.policy.q_values(self.observation),
+                               self.learner_net(self.observation)[0].numpy(),
                                rtol=1e-5, atol=1e-5)
+
+  def close(self) -> None:
+    self.server.stop()
+    self.env.close()
+
+
+def test_weights_are_pulled_only_after_a_push_and_equal_what_was_pushed():
+  pushes = _Pushes(interval_steps=100)
+  puller = pushes.puller
+  try:
+    pushes.policy.refresh(puller.pull())
+    pushes.assert_policy_has_the_learners_weights()
     assert puller.pulls == 1
     assert puller.after_steps(99) is None  # inside the interval: no look at all
     assert puller.after_steps(1) is None and puller.pulls == 1  # a look, but nothing new
-    for variable in learner_net.variables:
-      variable.assign(variable * -2.0 + 0.1)
-    learner_vars[contract.TRAIN_STEP_KEY].assign(7)
-    container.push(learner_vars)
+    pushes.push_new_weights(train_step=7)
     assert puller.after_steps(50) is None  # half an interval after the push
     fresh = puller.after_steps(50)
     assert fresh is not None and puller.pulls == 2
-    policy.refresh(fresh)
-    np.testing.assert_allclose(policy.q_values(observation), learner_net(observation)[0].numpy(),
-                               rtol=1e-5, atol=1e-5)
+    pushes.policy.refresh(fresh)
+    pushes.assert_policy_has_the_learners_weights()
     assert puller.after_steps(100) is None and puller.pulls == 2
   finally:
-    server.stop()
-    env.close()
+    pushes.close()
 
 
 def test_the_minimum_time_between_looks_holds_pulls_back():
@@ -83,17 +102,7 @@ def test_the_minimum_time_between_looks_holds_pulls_back():
 
 
 def test_background_pulls_hand_over_each_new_push_once():
-  env = make_batched_env("CartPole-v1", 4)
-  learner_net, actor_net = _network(env), _network(env)
-  learner_vars, actor_vars = _variables(learner_net), _variables(actor_net)
-  server = reverb.Server([replay.variables_table(contract.VARIABLES_TABLE, learner_vars)])
-  address = f"localhost:{server.port}"
-  container = replay.variable_container(address, contract.VARIABLES_TABLE)
-  container.push(learner_vars)
-  puller = WeightPuller(reverb.Client(address), contract.VARIABLES_TABLE, actor_vars,
-                        interval_steps=10, min_seconds=0.0)
-  policy = dqn_agent.EpsilonGreedy(actor_net, env.observation_spec, env.action_spec, seed=0)
-  observation = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+  pushes = _Pushes(interval_steps=10)
 
   def fresh_within(seconds, steps):
     deadline = time.monotonic() + seconds
@@ -104,25 +113,21 @@ def test_background_pulls_hand_over_each_new_push_once():
       time.sleep(0.01)
     return None
 
-  policy.refresh(puller.pull())
-  background = BackgroundPuller(puller)
+  pushes.policy.refresh(pushes.puller.pull())
+  background = BackgroundPuller(pushes.puller)
   try:
-    assert fresh_within(0.5, 10) is None and puller.pulls == 1  # looks, but nothing new
+    assert fresh_within(0.5, 10) is None and background.pulls == 1  # looks, but nothing new
     assert fresh_within(0.5, 0) is None  # no steps, no look
-    for variable in learner_net.variables:
-      variable.assign(variable * -2.0 + 0.1)
-    container.push(learner_vars)
+    pushes.push_new_weights(train_step=7)
     assert fresh_within(0.5, 0) is None  # pushed, but the interval has not passed
     fresh = fresh_within(10.0, 10)
-    assert fresh is not None and puller.pulls == 2
-    policy.refresh(fresh)
-    np.testing.assert_allclose(policy.q_values(observation), learner_net(observation)[0].numpy(),
-                               rtol=1e-5, atol=1e-5)
-    assert fresh_within(0.5, 10) is None and puller.pulls == 2  # handed over once
+    assert fresh is not None and background.pulls == 2
+    pushes.policy.refresh(fresh)
+    pushes.assert_policy_has_the_learners_weights()
+    assert fresh_within(0.5, 10) is None and background.pulls == 2  # handed over once
   finally:
     background.close()
-    server.stop()
-    env.close()
+    pushes.close()
   assert not background._thread.is_alive()  # pylint: disable=protected-access
 
 
