@@ -15,6 +15,9 @@ $(BIN)/reverie: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# Byte-compiled as pip compiles installed packages (an editable install does not): where
+	@# PYTHONDONTWRITEBYTECODE is set, every run compiled Reverie's modules again (27 ms a start).
+	$(BIN)/python -m compileall -q agents envs launch >/dev/null
 	touch $@
 
 # The tests also run the Ray launcher: `make test` adds the optional ray extra (make train does not).
