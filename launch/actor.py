@@ -118,10 +118,6 @@ class WeightPuller:
     self.pulls += 1
     return {ref: value[0] for ref, value in zip(self._refs, sample.data)}  # [1, ...] -> [...]
 
-  def after_steps(self, env_steps: int) -> Optional[dict]:
-    """Counts the actor's env steps; `pull()` once an interval and the minimum time have passed."""
-    return self.look() if self.due(env_steps) else None
-
   def due(self, env_steps: int) -> bool:
     """Counts the actor's env steps; True (and a new interval begins) when it is time to look."""
     self._since_steps += env_steps

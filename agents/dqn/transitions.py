@@ -340,11 +340,15 @@ def make_dataset(server_address: str, table: str, action_spec, batch_size: int,
                              importance_sampling_exponent, on_frames)
   if whole_items:
     return _whole_items_dataset(dataset, action_spec, per_item, batch_size)
-  flatten = lambda x: tf.reshape(x, [per_item, *x.shape[2:]])  # [K, N, ...] -> [K*N, ...]
   dataset = dataset.map(no_autograph(
-      lambda sample: tf.nest.map_structure(flatten, unpack(sample.data, action_spec))))
+      lambda sample: _flat_item(unpack(sample.data, action_spec), per_item)))
   dataset = dataset.rebatch(batch_size, drop_remainder=True)
   return dataset.map(no_autograph(lambda item: (to_transition(item), ()))).prefetch(4)
+
+
+def _flat_item(columns: Dict[str, tf.Tensor], per_item: int) -> Dict[str, tf.Tensor]:
+  """One item's transition columns, [K, N, ...] -> [K*N, ...]."""
+  return tf.nest.map_structure(lambda x: tf.reshape(x, [per_item, *x.shape[2:]]), columns)
 
 
 def _whole_items_dataset(dataset: tf.data.Dataset, action_spec, per_item: int,
@@ -381,8 +385,7 @@ def _per_item_dataset(dataset: tf.data.Dataset, action_spec, per_item: int, batc
     if on_frames:
       item = frames.stack_item(sample.data, n_step)
     else:
-      item = tf.nest.map_structure(lambda x: tf.reshape(x, [per_item, *x.shape[2:]]),
-                                   unpack(sample.data, action_spec))
+      item = _flat_item(unpack(sample.data, action_spec), per_item)
     if importance_sampling_exponent is not None:
       item["key"] = tf.fill([per_item], sample.info.key)
       item["probability"] = tf.fill([per_item], sample.info.probability)

@@ -70,15 +70,16 @@ def test_weights_are_pulled_only_after_a_push_and_equal_what_was_pushed():
     pushes.policy.refresh(puller.pull())
     pushes.assert_policy_has_the_learners_weights()
     assert puller.pulls == 1
-    assert puller.after_steps(99) is None  # inside the interval: no look at all
-    assert puller.after_steps(1) is None and puller.pulls == 1  # a look, but nothing new
+    assert not puller.due(99)  # inside the interval: no look at all
+    assert puller.due(1) and puller.look() is None and puller.pulls == 1  # nothing new
     pushes.push_new_weights(train_step=7)
-    assert puller.after_steps(50) is None  # half an interval after the push
-    fresh = puller.after_steps(50)
+    assert not puller.due(50)  # half an interval after the push
+    assert puller.due(50)
+    fresh = puller.look()
     assert fresh is not None and puller.pulls == 2
     pushes.policy.refresh(fresh)
     pushes.assert_policy_has_the_learners_weights()
-    assert puller.after_steps(100) is None and puller.pulls == 2
+    assert puller.due(100) and puller.look() is None and puller.pulls == 2
   finally:
     pushes.close()
 
@@ -95,7 +96,7 @@ def test_the_minimum_time_between_looks_holds_pulls_back():
   try:
     assert puller.pull() is not None
     container.push(variables)
-    assert all(puller.after_steps(1) is None for _ in range(10)) and puller.pulls == 1
+    assert not any(puller.due(1) for _ in range(10)) and puller.pulls == 1
   finally:
     server.stop()
     env.close()
