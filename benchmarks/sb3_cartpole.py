@@ -24,6 +24,7 @@ import torch
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
 
 # rl-baselines3-zoo hyperparams/{dqn,ppo}.yml, CartPole-v1.
 ZOO = {
@@ -96,6 +97,8 @@ def main() -> None:
   env = make_vec_env("CartPole-v1", n_envs=zoo["n_envs"], seed=args.seed)
   algo = {"dqn": DQN, "ppo": PPO}[args.algo]
   model = algo("MlpPolicy", env, seed=args.seed, device="cpu", verbose=0, **zoo["kwargs"])
+  # No outputs, as verbose=0 would have, but no empty SB3-<time> folder in /tmp per run either.
+  model.set_logger(Logger(folder=None, output_formats=[]))
   callback = SolveCallback(args.eval_interval_steps, args.eval_episodes, args.eval_seed,
                            args.target)
   model.learn(total_timesteps=args.timesteps or zoo["n_timesteps"], callback=callback)
