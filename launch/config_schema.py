@@ -134,7 +134,9 @@ class LearnerConfig:
 
   Attributes:
     batch_size: Global batch size in transitions, split among replicas.
-    steps_per_call: Train steps run inside one graph call between weight pushes and summaries.
+    steps_per_call: Train steps run inside one graph call. Between calls the learner pushes
+      weights and writes its scalars (DQN: at most every 0.05 s and 0.5 s, and after the
+      last call; PPO: every policy version).
     checkpoint_interval_steps: Train steps between checkpoints in RUN_DIR/checkpoints.
     keep_checkpoints: How many checkpoints to keep.
     export_interval_steps: Train steps between greedy policy exports to policies/steps/.

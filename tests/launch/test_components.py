@@ -1,5 +1,6 @@
 """Roles against a real in-process Reverb server: actor writes, learner trains, weights flow."""
 
+import contextlib
 import threading
 
 import numpy as np
@@ -17,10 +18,11 @@ from reverie.launch import contract
 from reverie.launch import strategy as strategy_lib
 from reverie.launch.actor import run_actor
 from reverie.launch.config import load_config
-from reverie.launch.learner import DqnLearner
+from reverie.launch.learner import DqnLearner, run_learner
 from reverie.launch.errors import ReverieError
 from reverie.launch.replay_server import make_tables, start_replay_server
 from reverie.launch.run_state import RunState
+from conftest import scalars
 
 
 def _config(**sets):
@@ -36,8 +38,10 @@ def _specs(config):
   return specs
 
 
-def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
-  config = _config()
+@contextlib.contextmanager
+def _learner_and_actor(tmp_path, config, max_env_steps: int):
+  """A replay server, a DqnLearner on it and an actor thread writing into it: (learner,
+  address, state, actor); the server stops afterwards."""
   run_dir = contract.RunDir(tmp_path)
   observation_spec, action_spec = _specs(config)
   time_step_spec = tensor_spec.from_spec(ts.time_step_spec(observation_spec))
@@ -46,10 +50,19 @@ def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
   try:
     learner = DqnLearner(config, run_dir, address, strategy_lib.make_strategy(config.strategy),
                          time_step_spec, tensor_spec.from_spec(action_spec))
-    state = RunState(max_env_steps=2_000)
+    state = RunState(max_env_steps=max_env_steps)
     actor = threading.Thread(target=run_actor, args=(config, 0, address, run_dir, state),
                              daemon=True)
     actor.start()
+    yield learner, address, state, actor
+  finally:
+    server.stop()
+
+
+def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
+  config = _config()
+  observation_spec, action_spec = _specs(config)
+  with _learner_and_actor(tmp_path, config, 2_000) as (learner, address, state, actor):
     losses = [learner.train(5) for _ in range(4)]
     losses = [float(l) for l in losses if l is not None]
     assert losses and all(np.isfinite(losses)), losses
@@ -81,8 +94,27 @@ def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
     actor.join(timeout=30)
     assert not actor.is_alive()
     assert state.env_steps > 0
-  finally:
-    server.stop()
+
+
+def test_throttled_pushes_and_summaries_still_end_with_the_newest(tmp_path):
+  """run_learner pushes and writes scalars at most every few ms, but always the last ones."""
+  config = _config()
+  with _learner_and_actor(tmp_path, config, 100_000) as (learner, address, state, actor):
+    learner.min_push_seconds = 3600.0  # no push but the first (at construction) and the last
+    learner.min_summary_seconds = 3600.0  # no scalars but the last call's
+    calls = []
+    run_learner(learner, state, should_stop=lambda: calls.append(1) or len(calls) > 4)
+    state.request_stop("test over")
+    actor.join(timeout=30)
+    step = int(learner.train_step.numpy())
+    assert step >= 2 * config.learner.steps_per_call, step
+    pushes = reverb.Client(address).server_info()[contract.VARIABLES_TABLE]
+    assert pushes.rate_limiter_info.insert_stats.completed == 2
+    pulled = rvc.ReverbVariableContainer(address, [contract.VARIABLES_TABLE]).pull()
+    assert int(pulled[contract.TRAIN_STEP_KEY]) == step
+    written = scalars(tmp_path, "learner")
+    assert [s for s, _ in written["learner/loss"]] == [step]
+    assert written["learner/steps_per_second"][0][1] > 0
 
 
 def test_learner_gives_up_waiting_when_reverb_has_no_data(tmp_path):
