@@ -1,0 +1,37 @@
+"""The CLI imports TensorFlow with Python's garbage collector off, and turns it back on."""
+
+import gc
+import subprocess
+import sys
+
+from reverie.launch import cli
+
+
+def test_heavy_imports_run_without_the_collector_then_freeze_and_turn_it_on():
+  # A fresh interpreter: TensorFlow is imported here for the first time, as `reverie` does.
+  check = ("import gc, sys; from reverie.launch import cli; gc.disable(); "
+           "cli._quiet_tensorflow(); "
+           "print(gc.isenabled(), gc.get_freeze_count(), 'tensorflow' in sys.modules)")
+  result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  enabled, frozen, imported = result.stdout.split()
+  assert enabled == "True" and imported == "True"
+  assert int(frozen) > 100_000  # TensorFlow's module objects, out of the collector's passes
+
+
+def test_imports_context_pauses_the_collector():
+  assert gc.isenabled()
+  frozen = gc.get_freeze_count()
+  try:
+    with cli._imports():  # pylint: disable=protected-access
+      assert not gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() > frozen
+  finally:
+    gc.unfreeze()  # this test process's objects go back to the collector
+
+
+def test_a_command_without_heavy_imports_leaves_the_collector_on(capsys):
+  assert cli.main(["config", "dqn_cartpole"]) == 0
+  assert "learner.batch_size" in capsys.readouterr().out
+  assert gc.isenabled()
