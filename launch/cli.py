@@ -306,7 +306,8 @@ def _run_training(config, root: pathlib.Path, resume: bool = False, by_hand: boo
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
   with _imports():
-    from reverie.launch.local import run_local, setup_role_logs  # pylint: disable=g-import-not-at-top
+    from reverie.launch.local import (  # pylint: disable=g-import-not-at-top
+        run_local, setup_role_logs)
     from reverie.launch.progress import Progress  # pylint: disable=g-import-not-at-top
     if not by_hand and config.run.launcher == "local" and config.strategy.kind != "multi_worker":
       # the learner starts in this process
