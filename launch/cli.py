@@ -49,6 +49,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     gc.enable()  # for the commands that import nothing heavy
 
 
+# What a learner imports when it starts (launch/roles.make_learner).
+LEARNER_MODULES = ("reverie.launch.learner", "reverie.launch.ppo_learner")
+
+
+def import_frozen(*modules: str) -> None:
+  """Imports `modules` as `_imports` does: without the garbage collector, then frozen."""
+  with _imports():
+    for module in modules:
+      importlib.import_module(module)
+
+
 @contextlib.contextmanager
 def _imports():
   """Python's cyclic garbage collector off while heavy modules import, then what they made
@@ -310,9 +321,7 @@ def _run_training(config, root: pathlib.Path, resume: bool = False, by_hand: boo
         run_local, setup_role_logs)
     from reverie.launch.progress import Progress  # pylint: disable=g-import-not-at-top
     if not by_hand and config.run.launcher == "local" and config.strategy.kind != "multi_worker":
-      # the learner starts in this process
-      for module in ("reverie.launch.learner", "reverie.launch.ppo_learner"):
-        importlib.import_module(module)
+      import_frozen(*LEARNER_MODULES)  # the learner starts in this process
   run_dir = contract.RunDir(root)
   if by_hand:
     import functools  # pylint: disable=g-import-not-at-top
