@@ -316,12 +316,12 @@ def _run_training(config, root: pathlib.Path, resume: bool = False, by_hand: boo
   _quiet_tensorflow()
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
-  with _imports():
-    from reverie.launch.local import (  # pylint: disable=g-import-not-at-top
-        run_local, setup_role_logs)
-    from reverie.launch.progress import Progress  # pylint: disable=g-import-not-at-top
-    if not by_hand and config.run.launcher == "local" and config.strategy.kind != "multi_worker":
-      import_frozen(*LEARNER_MODULES)  # the learner starts in this process
+  in_process = not by_hand and config.run.launcher == "local" and \
+      config.strategy.kind != "multi_worker"  # the learner starts in this process
+  import_frozen("reverie.launch.local", "reverie.launch.progress",
+                *(LEARNER_MODULES if in_process else ()))
+  from reverie.launch.local import run_local, setup_role_logs  # pylint: disable=g-import-not-at-top
+  from reverie.launch.progress import Progress  # pylint: disable=g-import-not-at-top
   run_dir = contract.RunDir(root)
   if by_hand:
     import functools  # pylint: disable=g-import-not-at-top
