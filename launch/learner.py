@@ -99,6 +99,7 @@ class LearnerBase:
     restored = self.checkpoints.restore_newest()
     if restored is not None:
       self.push_weights()
+      self._window = (time.monotonic(), int(self.train_step.numpy()))  # steps/s from here
     return restored
 
   def export(self, final: bool) -> None:

@@ -117,6 +117,20 @@ def test_throttled_pushes_and_summaries_still_end_with_the_newest(tmp_path):
     assert written["learner/steps_per_second"][0][1] > 0
 
 
+def test_steps_per_second_after_a_restore_counts_only_steps_trained_since(tmp_path):
+  with _learner_and_actor(tmp_path, _config(), 100_000) as (learner, _, state, actor):
+    while learner.train(5) is None or int(learner.train_step.numpy()) < 10:
+      pass
+    learner.save_checkpoint()
+    learner.train_step.assign(0)
+    step = learner.restore()["train_step"]
+    assert step >= 10 and int(learner.train_step.numpy()) == step
+    learner.write_summaries({"learner/loss": 0.0}, force=True)  # no step since the restore
+    state.request_stop("test over")
+    actor.join(timeout=30)
+    assert scalars(tmp_path, "learner")["learner/steps_per_second"] == [(step, 0.0)]
+
+
 def test_learner_gives_up_waiting_when_reverb_has_no_data(tmp_path):
   config = _config(**{"replay.rate_limiter_timeout_seconds": 0.5})
   run_dir = contract.RunDir(tmp_path)
