@@ -3,7 +3,7 @@
 Two DqnLearners per batch size (launch/learner.py, configs/dqn_cartpole.yaml,
 `learner.steps_per_call` train steps per call, one TF thread per op as
 `reverie train` sets it):
-  reverb     the real data path: agents/dqn/transitions.make_dataset sampling a real
+  reverb     the real data path: agents/dqn/dataset.make_dataset sampling a real
              in-process Reverb server whose experience table (the replay server's
              signature: items of replay.steps_per_item x actor.envs_per_actor
              transitions) is pre-filled to replay.max_size transitions, with a
@@ -83,7 +83,7 @@ def make_learners(config, server: reverb.Server, root: str):
   """{'reverb': learner, 'in-memory': learner}, same config."""
   from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
   from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
-  from reverie.agents.dqn import transitions  # pylint: disable=g-import-not-at-top
+  from reverie.agents.dqn import dataset as dqn_dataset  # pylint: disable=g-import-not-at-top
   from reverie.envs.registry import make_batched_env  # pylint: disable=g-import-not-at-top
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
   from reverie.launch.learner import DqnLearner  # pylint: disable=g-import-not-at-top
@@ -97,7 +97,7 @@ def make_learners(config, server: reverb.Server, root: str):
     learner = DqnLearner(config, contract.RunDir(tempfile.mkdtemp(dir=root)),
                          f"localhost:{server.port}", strategy, time_step_spec, action_spec)
     if name == "in-memory":
-      batch = next(iter(transitions.make_dataset(
+      batch = next(iter(dqn_dataset.make_dataset(
           f"localhost:{server.port}", contract.EXPERIENCE_TABLE, action_spec,
           config.learner.batch_size, rate_limiter_timeout_ms=10_000)))
       learner._dataset_fn = lambda b=batch: tf.data.Dataset.from_tensors(b).repeat()  # pylint: disable=protected-access

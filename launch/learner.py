@@ -21,7 +21,7 @@ from reverie.agents import export
 from reverie.agents import optimizer
 from reverie.agents import replay
 from reverie.agents.dqn import agent as dqn_agent
-from reverie.agents.dqn import transitions
+from reverie.agents.dqn import dataset as dqn_dataset
 from reverie.launch import contract
 from reverie.launch import strategy as strategy_lib
 from reverie.launch.checkpoints import LearnerCheckpoints
@@ -181,7 +181,7 @@ class DqnLearner(LearnerBase):
       # step: workers wait for data, and the launcher keeps actors collecting until
       # every worker has stopped.
       timeout_ms = -1
-    self._dataset_fn = lambda: transitions.make_dataset(
+    self._dataset_fn = lambda: dqn_dataset.make_dataset(
         server_address, contract.EXPERIENCE_TABLE, action_spec, per_replica, timeout_ms,
         config.agent.n_step_update,
         config.replay.importance_sampling_exponent if self.prioritized else None)
@@ -245,7 +245,7 @@ class DqnLearner(LearnerBase):
       self.applied_steps.assign_add(1)
     if self._priorities is not None:
       _, sample_info = experience
-      keys, priorities = transitions.item_priorities(sample_info["key"],
+      keys, priorities = dqn_dataset.item_priorities(sample_info["key"],
                                                      loss_info.extra.td_error)
       self._priorities.update_priorities(contract.EXPERIENCE_TABLE, keys, priorities)
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from reverie.agents.dqn import agent as dqn_agent
 from reverie.agents.dqn import frames
+from reverie.agents.dqn import dataset as dqn_dataset
 from reverie.agents.dqn import transitions
 from reverie.agents.dqn.config import DqnConfig
 from reverie.agents.dqn.writer import ReplayWriter
@@ -110,7 +111,7 @@ def test_frame_items_rebuild_the_stacked_transitions(pong):
 
 def test_importance_weights_scale_the_loss(pong):
   probability = tf.constant([0.1, 0.2, 0.4], tf.float64)
-  weights = transitions.importance_weights(probability, tf.constant([10, 10, 10], tf.int64), 0.5)
+  weights = dqn_dataset.importance_weights(probability, tf.constant([10, 10, 10], tf.int64), 0.5)
   np.testing.assert_allclose(weights.numpy(), (10 * probability.numpy()) ** -0.5
                              / (10 * 0.1) ** -0.5, rtol=1e-6)
   # The agent's loss is the importance-weighted mean of its per-transition losses.

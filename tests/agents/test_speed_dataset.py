@@ -5,6 +5,7 @@ import reverb
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
+from reverie.agents.dqn import dataset as dqn_dataset
 from reverie.agents.dqn import transitions
 
 LANES, K_ROWS, ITEMS = 4, 2, 40
@@ -38,8 +39,8 @@ def test_batches_of_whole_items_keep_each_transition_together():
   server = _server()
   batch_size = 4 * K_ROWS * LANES  # four whole items a batch
   try:
-    dataset = transitions.make_dataset(f"localhost:{server.port}", "t", ACTION, batch_size, 1000)
-    batches = 3 * transitions._BATCHES_PER_MAP + 1  # pylint: disable=protected-access
+    dataset = dqn_dataset.make_dataset(f"localhost:{server.port}", "t", ACTION, batch_size, 1000)
+    batches = 3 * dqn_dataset._BATCHES_PER_MAP + 1  # pylint: disable=protected-access
     for experience, extra in dataset.take(batches):
       assert extra == ()
       assert experience.time_step.observation.shape == (batch_size, 3)
@@ -61,8 +62,8 @@ def test_items_split_into_batches_of_consecutive_rows_of_one_item():
   server = _server()
   batch_size = K_ROWS * LANES // 2  # two batches an item
   try:
-    dataset = transitions.make_dataset(f"localhost:{server.port}", "t", ACTION, batch_size, 1000)
-    per_map = transitions._BATCHES_PER_MAP  # pylint: disable=protected-access
+    dataset = dqn_dataset.make_dataset(f"localhost:{server.port}", "t", ACTION, batch_size, 1000)
+    per_map = dqn_dataset._BATCHES_PER_MAP  # pylint: disable=protected-access
     batches = [b for b, _ in dataset.take(2 * per_map + 1)]
     for experience in batches:
       assert experience.time_step.observation.shape == (batch_size, 3)

@@ -11,7 +11,7 @@ import unittest.mock
 import pytest
 import tensorflow as tf
 
-from reverie.agents.dqn import transitions
+from reverie.agents.dqn import dataset as dqn_dataset
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
 from reverie.launch import strategy as strategy_lib
@@ -81,7 +81,7 @@ def test_reverb_dataset_is_built_on_the_host_cpu_under_tpu(tmp_path):
                                env.action_spec)
   env.close()
   tpu = unittest.mock.MagicMock(spec=tf.distribute.TPUStrategy)  # no TPU exists here
-  build = lambda: transitions.make_dataset(f"localhost:{server.port}", contract.EXPERIENCE_TABLE,
+  build = lambda: dqn_dataset.make_dataset(f"localhost:{server.port}", contract.EXPERIENCE_TABLE,
                                            env.action_spec, 16, 100)
   try:
     # The strategy's input worker device here stands for a TPU host's; without
