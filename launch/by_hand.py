@@ -19,8 +19,9 @@ import pathlib
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
+from reverie.launch import startup
 from reverie.launch.errors import ReverieError
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ log = logging.getLogger("reverie.launch")
 _ROLE_WAIT_SECONDS = 120.0  # how long a by-hand replay server waits for roles to finish
 
 
-def role_command(args, quiet_tensorflow: Callable[[], None]) -> int:
+def role_command(args) -> int:
   """`reverie actor|learner|evaluator RUN_DIR`: one role of a by-hand run, in this process.
 
   A signal here (Ctrl-C, SIGTERM) stops the whole run the way Ctrl-C stops a
@@ -53,7 +54,7 @@ def role_command(args, quiet_tensorflow: Callable[[], None]) -> int:
     raise ReverieError(f"--index: {index} is not an actor of this run; actor.count is "
                        f"{config.actor.count}, so give 0 .. {config.actor.count - 1}")
   addresses = role_addresses(root, args)
-  quiet_tensorflow()
+  startup.quiet_tensorflow()
   from reverie.launch import contract, hub, roles  # pylint: disable=g-import-not-at-top
   from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
   # Registering first answers an unreachable coordinator with one line, before the role starts.

@@ -5,10 +5,8 @@ input is answered in a fraction of a second with one line and exit code 2.
 """
 
 import argparse
-import contextlib
 import datetime
 import gc
-import importlib
 import json
 import os
 import pathlib
@@ -16,8 +14,9 @@ import platform
 import socket
 import sys
 import time
-import warnings
 from typing import List, Optional
+
+from reverie.launch import startup
 
 SUPPORTED = "Reverie runs on Linux x86_64 with Python 3.11 (dm-reverb's wheels); " \
             "elsewhere use the container image (see README.md)"
@@ -30,7 +29,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"reverie: error: Python {platform.python_version()} on {sys.platform} "
           f"{platform.machine()}: {SUPPORTED}", file=sys.stderr)
     return 2
-  gc.disable()  # until the heavy imports are done (_imports)
+  gc.disable()  # until the heavy imports are done (launch/startup.py)
   args = _parser().parse_args(argv)
   args.argv = sys.argv if argv is None else ["reverie", *argv]  # lineage.json's command line
   from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
@@ -47,36 +46,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 130
   finally:
     gc.enable()  # for the commands that import nothing heavy
-
-
-# What a learner imports when it starts (launch/roles.make_learner).
-LEARNER_MODULES = ("reverie.launch.learner", "reverie.launch.ppo_learner")
-
-
-def import_frozen(*modules: str) -> None:
-  """Imports `modules` as `_imports` does: without the garbage collector, then frozen."""
-  with _imports():
-    for module in modules:
-      importlib.import_module(module)
-
-
-@contextlib.contextmanager
-def _imports():
-  """Python's cyclic garbage collector off while heavy modules import, then what they made
-  frozen out of its way.
-
-  Importing TensorFlow, TF-Agents and Reverb makes about 540k long-lived
-  objects, and the collector's full passes over them as they grew took a
-  quarter of a start: the imports of `reverie train` took 2.0-2.1 s with it
-  and 1.42-1.48 s without, here. `gc.freeze()` keeps them out of every later
-  pass (main() starts with the collector off, for the imports before these).
-  """
-  gc.disable()
-  try:
-    yield
-  finally:
-    gc.freeze()
-    gc.enable()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,7 +137,7 @@ def _eval(args) -> int:
   if args.video and args.all_checkpoints:
     raise ReverieError("--video and --all-checkpoints: give one of them (record one policy, "
                        "or score every export)")
-  _quiet_tensorflow()
+  startup.quiet_tensorflow()
   from reverie.launch import policy_eval  # pylint: disable=g-import-not-at-top
   from reverie.envs.registry import UnknownEnvironment  # pylint: disable=g-import-not-at-top
   try:
@@ -186,7 +155,7 @@ def _eval(args) -> int:
 
 
 def _compare(args) -> int:
-  _quiet_tensorflow()
+  startup.quiet_tensorflow()
   from reverie.launch import compare  # pylint: disable=g-import-not-at-top
   rows, figure = compare.compare_runs(args.runs, pathlib.Path(args.output))
   print(compare.table(rows))
@@ -195,7 +164,7 @@ def _compare(args) -> int:
 
 
 def _runs(args) -> int:
-  _quiet_tensorflow()
+  startup.quiet_tensorflow()
   from reverie.launch import runs  # pylint: disable=g-import-not-at-top
   print(runs.table(runs.list_runs(pathlib.Path(args.root))))
   return 0
@@ -234,7 +203,7 @@ def _start_run(args, by_hand: bool) -> int:
   print(root, flush=True)
   config_yaml = loaded.to_yaml()
   (root / "config.yaml").write_text(config_yaml)
-  _quiet_tensorflow()  # lineage names paths through launch/contract.py, which imports TF
+  startup.quiet_tensorflow()  # lineage names paths through launch/contract.py, which imports TF
   from reverie.launch import lineage  # pylint: disable=g-import-not-at-top
   lineage.write_lineage(root, config_yaml, args.argv)
   return _run_training(config, root, by_hand=by_hand, coordinator_port=args.coordinator_port)
@@ -250,7 +219,7 @@ def _coordinator_port(args) -> int:
 
 def _resume(args) -> int:
   """`train --resume RUN_DIR`: the run's config (with any --set, recorded), then training."""
-  _quiet_tensorflow()  # launch/checkpoints.py imports TensorFlow
+  startup.quiet_tensorflow()  # launch/checkpoints.py imports TensorFlow
   from reverie.launch.checkpoints import has_checkpoints  # pylint: disable=g-import-not-at-top
   from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError  # pylint: disable=g-import-not-at-top
@@ -279,7 +248,7 @@ def _resume(args) -> int:
 
 def _role(args) -> int:
   from reverie.launch.by_hand import role_command  # pylint: disable=g-import-not-at-top
-  return role_command(args, _quiet_tensorflow)
+  return role_command(args)
 
 
 def _check_before_run(config, by_hand: bool = False) -> None:
@@ -313,13 +282,13 @@ def _run_training(config, root: pathlib.Path, resume: bool = False, by_hand: boo
   from reverie.launch.signals import SignalWatcher, Terminated  # pylint: disable=g-import-not-at-top
   state = RunState(max_env_steps=config.run.max_env_steps, actor_count=config.actor.count)
   signals = SignalWatcher(state)
-  _quiet_tensorflow()
+  startup.quiet_tensorflow()
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
   from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
   in_process = not by_hand and config.run.launcher == "local" and \
       config.strategy.kind != "multi_worker"  # the learner starts in this process
-  import_frozen("reverie.launch.local", "reverie.launch.progress",
-                *(LEARNER_MODULES if in_process else ()))
+  startup.import_frozen("reverie.launch.local", "reverie.launch.progress",
+                        *(startup.LEARNER_MODULES if in_process else ()))
   from reverie.launch.local import run_local, setup_role_logs  # pylint: disable=g-import-not-at-top
   from reverie.launch.progress import Progress  # pylint: disable=g-import-not-at-top
   run_dir = contract.RunDir(root)
@@ -410,20 +379,6 @@ def _final_line(run_dir, state) -> str:
   score = f"; eval {last['avg_return']:.1f} over {last['episodes']} episodes" if last else ""
   return (f"{state.stop_reason}: {state.env_steps:,} env steps, train step {state.train_step:,}"
           f"{score}; policies in {run_dir.policies}")
-
-
-def _quiet_tensorflow() -> None:
-  """TF's C++ start-up notes and gym's banner say nothing a Reverie user can act on."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  warnings.filterwarnings("ignore", category=SyntaxWarning)  # autograph's generated code
-  warnings.filterwarnings("ignore", message="Encoding a StructuredValue with type tfp")
-  with _imports():
-    from reverie.envs.registry import import_legacy_gym  # pylint: disable=g-import-not-at-top
-    import_legacy_gym()
-    import absl.logging  # pylint: disable=g-import-not-at-top
-    absl.logging.set_verbosity(absl.logging.ERROR)
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.get_logger().setLevel("ERROR")
 
 
 if __name__ == "__main__":

@@ -58,8 +58,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                       format="%(asctime)s %(levelname)s %(message)s")
   from reverie.launch.errors import ReverieError, TrainingFailed  # pylint: disable=g-import-not-at-top
-  from reverie.launch import cli  # pylint: disable=g-import-not-at-top
-  cli.import_frozen("tensorflow", *cli.LEARNER_MODULES)  # as `reverie train` starts
+  from reverie.launch import startup  # pylint: disable=g-import-not-at-top
+  startup.import_frozen("tensorflow", *startup.LEARNER_MODULES)  # as `reverie train` starts
   try:
     step = _train(pathlib.Path(run_root), address, remote)
   except (ReverieError, TrainingFailed) as e:

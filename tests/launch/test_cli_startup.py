@@ -5,12 +5,13 @@ import subprocess
 import sys
 
 from reverie.launch import cli
+from reverie.launch import startup
 
 
 def test_heavy_imports_run_without_the_collector_then_freeze_and_turn_it_on():
   # A fresh interpreter: TensorFlow is imported here for the first time, as `reverie` does.
-  check = ("import gc, sys; from reverie.launch import cli; gc.disable(); "
-           "cli._quiet_tensorflow(); "
+  check = ("import gc, sys; from reverie.launch import startup; gc.disable(); "
+           "startup.quiet_tensorflow(); "
            "print(gc.isenabled(), gc.get_freeze_count(), 'tensorflow' in sys.modules)")
   result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                           timeout=120)
@@ -24,7 +25,7 @@ def test_imports_context_pauses_the_collector():
   assert gc.isenabled()
   frozen = gc.get_freeze_count()
   try:
-    with cli._imports():  # pylint: disable=protected-access
+    with startup._imports():  # pylint: disable=protected-access
       assert not gc.isenabled()
     assert gc.isenabled() and gc.get_freeze_count() > frozen
   finally:
