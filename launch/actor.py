@@ -19,17 +19,17 @@ import tensorflow as tf
 
 from reverie.agents.dqn import agent as dqn_agent
 from reverie.agents.dqn.writer import ReplayWriter
-from reverie.envs.batched import BatchStep, clip_rewards
+from reverie.envs.batched import clip_rewards
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
 from reverie.launch.config_schema import Config
+from reverie.launch.episode_stats import EpisodeStats
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.actor")
 _PENDING_ITEMS = 8        # items in flight before the writer waits for the server
 _FLUSH_TIMEOUT_MS = 1000  # then it re-checks whether the run stopped
 _UNREACHABLE_AFTER_SECONDS = 5.0
-_SUMMARY_SECONDS = 2.0
 _MIN_PULL_SECONDS = 0.05  # between two looks for new weights, whatever the lane count
 _SERVER_INFO_TIMEOUT_SECONDS = 1
 
@@ -51,7 +51,7 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
                         config.actor.weight_update_interval_steps)
   policy.refresh(puller.pull())
   pulls = BackgroundPuller(puller)
-  stats = EpisodeStats(lanes, run_dir, index)
+  stats = EpisodeStats(lanes, run_dir, index, rows_per_booking=config.replay.steps_per_item)
 
   observation = env.reset(seed=config.seed * 1000 + index * lanes)
   check_batch(observation, env.observation_spec, lanes, f"actor {index} observation")
@@ -66,11 +66,11 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
       action = policy.act(observation, epsilon)
       step = env.step(action)
       observation = step.observation
+      fresh = pulls.after_steps(stats.add(step, state))  # booked before a flush can wait
       replay_writer.add(action, clip_rewards(step) if config.env.clip_rewards else step)
       if replay_writer.item_ready():
         replay_writer.create_item()
         flush_writer(writer, state, client=client)
-      fresh = pulls.after_steps(stats.add(step, state))
       if fresh is not None:
         policy.refresh(fresh)
   finally:
@@ -78,7 +78,7 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
     log.info("actor %d: %d weight pulls", index, puller.pulls)
     close_writer(writer)
     env.close()
-    stats.close()
+    stats.close(state)
 
 
 class WeightPuller:
@@ -245,65 +245,3 @@ def check_batch(value: np.ndarray, spec, lanes: int, name: str) -> None:
   if value.shape != expected or value.dtype != spec.dtype:
     raise ValueError(f"{name}: expected {np.dtype(spec.dtype).name}{list(expected)}, "
                      f"got {value.dtype.name}{list(value.shape)}")
-
-
-class EpisodeStats:
-  """Counts an actor's env steps and episodes; writes its rate and returns to TensorBoard."""
-
-  def __init__(self, lanes: int, run_dir: contract.RunDir, index: int):
-    self._return = np.zeros(lanes)
-    self._steps, self._begin = 0, np.zeros(lanes, np.int64)  # vector steps; at each lane's reset
-    self._summary = tf.summary.create_file_writer(str(run_dir.tensorboard("actor", index)))
-    self._own_steps = 0
-    self._last = None  # (env steps of all actors, run state) at the newest step
-    self._reset_window(time.monotonic())
-
-  def _reset_window(self, start: float) -> None:
-    self._start, self._start_steps = start, self._own_steps
-    self._returns, self._lengths = [], []
-
-  def add(self, step: BatchStep, state: RunState) -> int:
-    """Books one vector step; returns how many lanes moved (a reset step moves none).
-
-    Called on every vector step, so it counts instead of testing (count_nonzero
-    is the cheapest numpy reduction) and keeps episode lengths as the step
-    each lane was reset at.
-    """
-    started = step.started
-    self._return += step.reward
-    self._steps += 1
-    restarted = np.count_nonzero(started)
-    if restarted:
-      self._return[started] = 0.0  # a reset step starts the episode: no reward, no length
-      self._begin[started] = self._steps
-    returns = []
-    if np.count_nonzero(step.ended):
-      ended = step.ended & ~started if restarted else step.ended
-      returns = self._return[ended].tolist()
-      self._returns += returns
-      self._lengths += (self._steps - self._begin[ended]).tolist()
-    moved_count = len(started) - restarted
-    env_steps = state.add_env_steps(moved_count, returns)
-    self._own_steps += moved_count
-    self._last = (env_steps, state)
-    if time.monotonic() - self._start >= _SUMMARY_SECONDS:
-      self._write(env_steps, state)
-    return moved_count
-
-  def _write(self, env_steps: int, state: RunState) -> None:
-    """Writes at `env_steps` (all actors): this actor's rate and its finished episodes."""
-    now = time.monotonic()
-    rate = (self._own_steps - self._start_steps) / (now - self._start)
-    state.env_steps_per_second = rate * state.actor_count
-    with self._summary.as_default(step=env_steps):
-      tf.summary.scalar("actor/env_steps_per_second", rate)
-      if self._returns:
-        tf.summary.scalar("actor/episode_return", float(np.mean(self._returns)))
-        tf.summary.scalar("actor/episode_length", float(np.mean(self._lengths)))
-    self._reset_window(now)
-
-  def close(self) -> None:
-    """Writes the last window (a short run's only one), then closes the writer."""
-    if self._last is not None and self._own_steps > self._start_steps:
-      self._write(*self._last)
-    self._summary.close()

@@ -22,10 +22,11 @@ from reverie.agents.ppo import rollouts
 from reverie.envs.batched import clip_rewards
 from reverie.envs.registry import make_batched_env
 from reverie.launch import contract
-from reverie.launch.actor import EpisodeStats, WeightPuller, check_batch, close_writer
+from reverie.launch.actor import WeightPuller, check_batch, close_writer
 from reverie.launch.actor import flush_writer
 from reverie.launch.config_schema import Config, learner_workers, ppo_frames_per_version
 from reverie.launch.config_schema import ppo_normalized
+from reverie.launch.episode_stats import EpisodeStats
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.actor")
@@ -51,7 +52,7 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
   client = reverb.Client(server_address)
   puller = WeightPuller(client, contract.VARIABLES_TABLE, variables, interval_steps=0)
   writer = client.trajectory_writer(num_keep_alive_refs=1)
-  stats = EpisodeStats(lanes, run_dir, index)
+  stats = EpisodeStats(lanes, run_dir, index, rows_per_booking=config.agent.rollout_steps)
 
   observation = env.reset(seed=config.seed * 1000 + index * lanes)
   check_batch(observation, env.observation_spec, lanes, f"actor {index} observation")
@@ -86,7 +87,7 @@ def run_ppo_actor(config: Config, index: int, server_address: str, run_dir: cont
   finally:
     close_writer(writer)
     env.close()
-    stats.close()
+    stats.close(state)
 
 
 def _wait_for_version(puller: WeightPuller, version_ref, used: int,
