@@ -61,18 +61,21 @@ def run_actor(config: Config, index: int, server_address: str, run_dir: contract
   writer = replay_writer.writer
   log.info("actor %d: %d environments of %s", index, lanes, config.env.id)
   try:
+    epsilon = dqn_agent.epsilon_at(config.agent, state.env_steps)
     while not state.actors_should_stop():
-      epsilon = dqn_agent.epsilon_at(config.agent, state.env_steps)
       action = policy.act(observation, epsilon)
       step = env.step(action)
       observation = step.observation
-      fresh = pulls.after_steps(stats.add(step, state))  # booked before a flush can wait
+      booked = stats.add(step, state)  # every item's vector steps, before a flush can wait
+      if booked:
+        epsilon = dqn_agent.epsilon_at(config.agent, state.env_steps)
+        fresh = pulls.after_steps(booked)
+        if fresh is not None:
+          policy.refresh(fresh)
       replay_writer.add(action, clip_rewards(step) if config.env.clip_rewards else step)
       if replay_writer.item_ready():
         replay_writer.create_item()
         flush_writer(writer, state, client=client)
-      if fresh is not None:
-        policy.refresh(fresh)
   finally:
     pulls.close()
     log.info("actor %d: %d weight pulls", index, puller.pulls)

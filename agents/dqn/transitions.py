@@ -188,7 +188,7 @@ class NStepBlocks:
     self._rewards = np.zeros((steps, num_lanes), np.float32)
     self._ended = np.zeros((steps, num_lanes), bool)
     self._terminal = np.zeros((steps, num_lanes), bool)
-    self._live = np.zeros((steps, num_lanes), bool)
+    self._started = np.ones((steps, num_lanes), bool)  # no transition: reset (and warm-up) rows
     # o_{s+m} of row r, lane i is row (r + m) * N + i of the buffer's [rows * N, ...] view.
     self._obs_flat = self._obs.reshape(-1, *observation.shape[1:])
     self._row_lane = np.arange(steps_per_item)[:, None] * num_lanes + np.arange(num_lanes)
@@ -214,7 +214,7 @@ class NStepBlocks:
     self._rewards[j] = step.reward
     self._ended[j] = step.ended
     self._terminal[j] = step.terminated
-    self._live[j] = ~step.started
+    self._started[j] = step.started
     self._obs[j + 1] = step.observation
     self.size += 1
 
@@ -243,11 +243,11 @@ class NStepBlocks:
     discount[(alive & self._terminal_windows).any(axis=0)] = 0.0
     scalars[:size] = np.moveaxis(self._actions[:k_rows].reshape(k_rows, self._num_lanes, size),
                                  -1, 0)
-    scalars[size + 2] = self._live[:k_rows]
+    scalars[size + 2] = ~self._started[:k_rows]
     observations[0] = self._obs[:k_rows]
     np.take(self._obs_flat, self._row_lane + steps * self._num_lanes, axis=0,
             out=observations[1])
-    for buf in (self._actions, self._rewards, self._ended, self._terminal, self._live):
+    for buf in (self._actions, self._rewards, self._ended, self._terminal, self._started):
       buf[:self._n - 1] = buf[k_rows:]
     self._obs[:self._n] = self._obs[k_rows:]
     self.size = 0
