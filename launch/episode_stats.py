@@ -48,7 +48,6 @@ class EpisodeStats:
     self._summary = tf.summary.create_file_writer(str(run_dir.tensorboard("actor", index)))
     self._own_steps = 0
     self._env_steps = None  # the run's env steps (all actors) at the last booking
-    self._state = None
     self._last_episodes = time.monotonic()
     self._reset_window(self._last_episodes)
 
@@ -81,7 +80,7 @@ class EpisodeStats:
         or now - self._last_episodes >= _EPISODE_SECONDS):
       returns = self._sum_episodes()
       self._last_episodes = now
-    self._env_steps, self._state = state.add_env_steps(moved, returns), state
+    self._env_steps = state.add_env_steps(moved, returns)
     if summary_due:
       self._write(self._env_steps, state)
     return moved
@@ -138,6 +137,6 @@ class EpisodeStats:
     if self._rows:
       returns = self._sum_episodes()
       self._env_steps = state.add_env_steps(0, returns)
-    if self._state is not None and self._own_steps > self._start_steps:
-      self._write(self._env_steps, self._state)
+    if self._env_steps is not None and self._own_steps > self._start_steps:
+      self._write(self._env_steps, state)
     self._summary.close()

@@ -3,6 +3,7 @@ imports without Python's garbage collector.
 """
 
 import contextlib
+import functools
 import gc
 import importlib
 import os
@@ -39,8 +40,13 @@ def _imports():
     gc.enable()
 
 
+@functools.cache
 def quiet_tensorflow() -> None:
-  """TF's C++ start-up notes and gym's banner say nothing a Reverie user can act on."""
+  """TF's C++ start-up notes and gym's banner say nothing a Reverie user can act on.
+
+  Once a process: the train path calls it from several places, and a second
+  `_imports()` would freeze again whatever the command made in between.
+  """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   warnings.filterwarnings("ignore", category=SyntaxWarning)  # autograph's generated code
   warnings.filterwarnings("ignore", message="Encoding a StructuredValue with type tfp")
