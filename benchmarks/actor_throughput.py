@@ -8,8 +8,10 @@ Three paths per lane count, CartPole-v1 (configs/dqn_cartpole.yaml otherwise):
                  experience table's signature; a MinSize(1) rate limiter that never
                  blocks inserts), weight pulls and TensorBoard summaries; meanwhile
                  another thread pushes new weights as a learner would
-                 (--push-interval-seconds, 1/30 s: a DQN CartPole learner pushes
-                 after every 50 train steps, about 1,500 train steps/s here)
+                 (--push-interval-seconds, 1/30 s: more often than a DQN learner,
+                 which pushes after a call of 50 train steps at most every 0.05 s,
+                 DqnLearner.min_push_seconds; 0.05 s measured the same, 0.80 against
+                 0.80 at 64 lanes, benchmarks/results/actor_throughput.txt)
 Each counts lanes x vector steps. The rounds alternate the paths; the table
 quotes medians, the ratio of the actor's to env+policy's, and the median of the
 paired ratios (each round's actor over the env+policy measured just before it:
@@ -199,7 +201,7 @@ def main() -> None:
   parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
   parser.add_argument("--push-interval-seconds", type=float, default=1 / 30,
                       help="a thread pushes new weights this often, as the learner of a DQN "
-                           "CartPole run does (after every 50 train steps); 0 = no pushes")
+                           "CartPole run may (it pushes at most every 0.05 s); 0 = no pushes")
   parser.add_argument("--set", action="append", default=[],
                       help="extra config overrides (KEY=VALUE), e.g. actor.weight_update_interval_steps")
   args = parser.parse_args()
