@@ -7,6 +7,7 @@ import functools
 import gc
 import importlib
 import os
+import sys
 import warnings
 
 
@@ -21,21 +22,37 @@ def import_frozen(*modules: str) -> None:
       importlib.import_module(module)
 
 
+# Optional imports of the heavy modules that Reverie never uses: TF's Keras tries pandas (for
+# Model.fit on DataFrames), and where the ray extra is installed it finds it.
+_UNUSED_OPTIONAL = ("pandas",)
+
+
 @contextlib.contextmanager
 def _imports():
   """Python's cyclic garbage collector off while heavy modules import, then what they made
-  frozen out of its way.
+  frozen out of its way; `_UNUSED_OPTIONAL` not importable meanwhile.
 
   Importing TensorFlow, TF-Agents and Reverb makes about 540k long-lived
   objects, and the collector's full passes over them as they grew took a
   quarter of a start: the imports of `reverie train` took 2.0-2.1 s with it
   and 1.42-1.48 s without, here. `gc.freeze()` keeps them out of every later
   pass (launch/cli.py's main() starts with the collector off, for the imports before these).
+
+  With the ray extra installed, Keras's import of pandas cost every start
+  about 0.3 s here (benchmarks/results/time_to_solve_ab.txt); Keras takes its
+  ImportError as "no pandas". The modules are importable again afterwards
+  (Ray imports pandas where it needs it).
   """
   gc.disable()
+  blocked = [name for name in _UNUSED_OPTIONAL if name not in sys.modules]
+  for name in blocked:
+    sys.modules[name] = None  # `import name` raises ImportError
   try:
     yield
   finally:
+    for name in blocked:
+      if sys.modules.get(name, 0) is None:
+        del sys.modules[name]
     gc.freeze()
     gc.enable()
 

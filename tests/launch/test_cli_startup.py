@@ -32,6 +32,28 @@ def test_imports_context_pauses_the_collector():
     gc.unfreeze()  # this test process's objects go back to the collector
 
 
+def test_tensorflow_imports_without_pandas_which_stays_importable():
+  # Keras imports pandas when it can (the ray extra, which `make test` installs, brings it);
+  # Reverie never hands Keras a DataFrame, and the import cost every start about 0.2 s.
+  check = ("import sys, importlib.util; from reverie.launch import startup; "
+           "assert importlib.util.find_spec('pandas'), 'pandas not installed: make test adds it'; "
+           "startup.quiet_tensorflow(); import tf_agents; print('pandas' in sys.modules); "
+           "import pandas; print(pandas.DataFrame({'a': [1]}).shape)")
+  result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.split("\n")[:2] == ["False", "(1, 1)"]
+
+
+def test_imports_context_leaves_an_imported_pandas_alone():
+  import pandas  # pylint: disable=g-import-not-at-top
+  try:
+    with startup._imports():  # pylint: disable=protected-access
+      assert sys.modules["pandas"] is pandas
+  finally:
+    gc.unfreeze()
+
+
 def test_a_command_without_heavy_imports_leaves_the_collector_on(capsys):
   assert cli.main(["config", "dqn_cartpole"]) == 0
   assert "learner.batch_size" in capsys.readouterr().out
