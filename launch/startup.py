@@ -52,7 +52,7 @@ def _imports():
     yield
   finally:
     for name in blocked:
-      if sys.modules.get(name, 0) is None:
+      if name in sys.modules and sys.modules[name] is None:  # still our block
         del sys.modules[name]
     gc.freeze()
     gc.enable()
