@@ -126,12 +126,13 @@ def test_dqn_loss_on_a_transition_equals_its_loss_on_the_two_step_trajectory():
     assert np.count_nonzero(ours.extra.td_error.numpy()) == np.count_nonzero(item["valid"].numpy())
 
 @pytest.mark.parametrize("n_step", [1, 3, 5])
-def test_blocks_of_k_rows_equal_the_step_by_step_rows(n_step):
-  lanes, k_rows, steps = 5, 4, 40
+@pytest.mark.parametrize("blocks_per_shift", [1, 3, 8])
+def test_blocks_of_k_rows_equal_the_step_by_step_rows(n_step, blocks_per_shift):
+  lanes, k_rows, steps = 5, 4, 100  # 25 blocks: the buffers' last rows move back several times
   rng = np.random.default_rng(0)
   first = rng.normal(size=(lanes, 2)).astype(np.float32)
   reference = NStepAccumulator(lanes, n_step, GAMMA, first)
-  blocks = NStepBlocks(lanes, n_step, GAMMA, first, k_rows)
+  blocks = NStepBlocks(lanes, n_step, GAMMA, first, k_rows, blocks_per_shift)
   done = np.zeros(lanes, bool)
   rows = []
   for _ in range(steps):
