@@ -194,7 +194,7 @@ class NStepBlocks:
 
   def __init__(self, num_lanes: int, n_step: int, gamma: float, observation: np.ndarray,
                steps_per_item: int, blocks_per_shift: int = _BLOCKS_PER_SHIFT):
-    self._n, self._k, self._gamma = n_step, steps_per_item, gamma
+    self._n, self._k = n_step, steps_per_item
     # The buffers hold `blocks_per_shift` blocks of K steps after the n-1 steps before the
     # first; block b's rows start at b * K. Only after the last block do the n-1 steps the
     # next rows need move back to the front.
