@@ -111,7 +111,8 @@ def start_server(config) -> reverb.Server:
   """The experience table as the replay server makes it, but with inserts that never block."""
   lanes, steps = config.actor.envs_per_actor, config.replay.steps_per_item
   env = make_batched_env("CartPole-v1", 1)
-  signature = transitions.item_signature(env.observation_spec, env.action_spec, lanes, steps)
+  signature = transitions.item_signature(env.observation_spec, env.action_spec, lanes, steps,
+                                         config.agent.n_step_update)
   network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
   network.create_variables()
   env.close()

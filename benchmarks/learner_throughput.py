@@ -50,15 +50,17 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 def start_server(config, observation_spec, action_spec) -> reverb.Server:
   """The replay server's experience table, never rate-limited, filled to replay.max_size.
 
-  Items are written as the actor writes them: one step of the item's packed
-  [K, N, ...] columns (agents/dqn/transitions.py), one whole item.
+  Items are written as the actor writes them: one step of the item's two
+  columns of raw rows (agents/dqn/transitions.py), one whole item; a few
+  steps in a hundred end an episode or start one.
   """
   from reverie.agents import replay  # pylint: disable=g-import-not-at-top
   from reverie.agents.dqn import agent as dqn_agent  # pylint: disable=g-import-not-at-top
   from reverie.agents.dqn import transitions  # pylint: disable=g-import-not-at-top
   from reverie.launch import contract  # pylint: disable=g-import-not-at-top
   lanes, steps = config.actor.envs_per_actor, config.replay.steps_per_item
-  signature = transitions.item_signature(observation_spec, action_spec, lanes, steps)
+  n_step = config.agent.n_step_update
+  signature = transitions.item_signature(observation_spec, action_spec, lanes, steps, n_step)
   items = math.ceil(config.replay.max_size / (lanes * steps))
   network = dqn_agent.make_q_network(config.agent, observation_spec, action_spec)
   network.create_variables()
@@ -73,14 +75,13 @@ def start_server(config, observation_spec, action_spec) -> reverb.Server:
   with reverb.Client(f"localhost:{server.port}").trajectory_writer(
       num_keep_alive_refs=1) as writer:
     for _ in range(items):
-      shape = (steps, lanes)
-      replay.write_item(writer, transitions.pack({
-          "observation": rng.normal(size=(*shape, 4)).astype(np.float32),
-          "action": rng.integers(0, 2, shape).astype(np.int64),
-          "reward": np.ones(shape, np.float32),
-          "discount": np.full(shape, 0.97, np.float32),
-          "next_observation": rng.normal(size=(*shape, 4)).astype(np.float32),
-          "valid": rng.random(shape) < 0.95}), [contract.EXPERIENCE_TABLE])
+      shape = (steps + n_step - 1, lanes)
+      ended = rng.random(shape) < 0.03
+      replay.write_item(writer, transitions.make_item(
+          rng.normal(size=(shape[0] + 1, lanes, 4)).astype(np.float32),
+          rng.integers(0, 2, shape), reward=np.ones(shape, np.float32), ended=ended,
+          terminated=ended & (rng.random(shape) < 0.5), started=rng.random(shape) < 0.03),
+          [contract.EXPERIENCE_TABLE])
       writer.flush(block_until_num_items=32)
   return server
 
@@ -105,7 +106,7 @@ def make_learners(config, server: reverb.Server, root: str):
     if name == "in-memory":
       batch = next(iter(dqn_dataset.make_dataset(
           f"localhost:{server.port}", contract.EXPERIENCE_TABLE, action_spec,
-          config.learner.batch_size, rate_limiter_timeout_ms=10_000)))
+          config.learner.batch_size, 10_000, config.agent.n_step_update, config.agent.gamma)))
       learner._dataset_fn = lambda b=batch: tf.data.Dataset.from_tensors(b).repeat()  # pylint: disable=protected-access
       learner.iterator = learner._new_iterator()  # pylint: disable=protected-access
     learners[name] = learner

@@ -183,7 +183,7 @@ class DqnLearner(LearnerBase):
       timeout_ms = -1
     self._dataset_fn = lambda: dqn_dataset.make_dataset(
         server_address, contract.EXPERIENCE_TABLE, action_spec, per_replica, timeout_ms,
-        config.agent.n_step_update,
+        config.agent.n_step_update, config.agent.gamma,
         config.replay.importance_sampling_exponent if self.prioritized else None)
     with strategy.scope():
       self.train_step = train_utils.create_train_step()

@@ -24,6 +24,7 @@ from reverie.agents.dqn import frames
 from reverie.agents.dqn import transitions
 from reverie.launch import contract
 from reverie.launch import replay_bytes
+from reverie.launch.config import load_config
 from reverie.launch.config_schema import Config, learner_workers, ppo_normalized
 from reverie.launch.errors import ReverieError
 from reverie.launch.run_state import RunState
@@ -40,7 +41,8 @@ def make_tables(config: Config, observation_spec, action_spec):
     signature = frames.item_signature(observation_spec, action_spec, lanes, steps,
                                       config.agent.n_step_update)
   else:
-    signature = transitions.item_signature(observation_spec, action_spec, lanes, steps)
+    signature = transitions.item_signature(observation_spec, action_spec, lanes, steps,
+                                           config.agent.n_step_update)
   per_item = lanes * steps
   items_per_call = config.learner.steps_per_call * config.learner.batch_size / per_item
   experience = replay.uniform_table(
@@ -151,7 +153,8 @@ def report_bytes_per_transition(server: reverb.Server, checkpoint: str, run_dir:
   if info is None:
     return None
   measured = replay_bytes.table_bytes(pathlib.Path(checkpoint), contract.EXPERIENCE_TABLE)
-  stored = measured["items"] * transitions.transitions_per_item(info.signature)
+  n_step = load_config(str(run_dir.config)).config.agent.n_step_update  # what the items span
+  stored = measured["items"] * transitions.transitions_per_item(info.signature, n_step)
   if not stored:
     return None
   per_transition = measured["chunk_bytes"] / stored

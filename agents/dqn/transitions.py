@@ -1,13 +1,13 @@
-"""n-step transitions: summed by actors in numpy, trained on as TF-Agents Transitions.
+"""n-step transitions: an actor's raw rows in Reverb, summed by the learner's feed in TF.
 
-One Reverb item is K consecutive vector steps of an actor, N lanes each, so
-one item carries K * N transitions. Items are costly and transitions are
-cheap (DESIGN.md: inserting an item costs about 25 us whatever its width;
-sampling one here about 90 us), so the learner samples few wide items,
-flattens them into batches of transitions (agents/dqn/dataset.py) and masks
-the lanes that carry no transition.
+One Reverb item holds the rows of K consecutive vector steps of an actor, N
+lanes each, so it carries K * N transitions. Items are costly and
+transitions are cheap (DESIGN.md: inserting an item costs about 25 us
+whatever its width; sampling one here about 90 us), so the learner samples
+few wide items, sums and flattens them into batches of transitions
+(agents/dqn/dataset.py) and masks the lanes that carry no transition.
 
-Transition columns, per lane, for the transition that started n-1 steps ago at s:
+Transition columns, per lane, for the transition that starts at step s:
   observation       o_s
   action            a_s
   reward            sum_{k<m} gamma^k r_{s+k}, m = n or fewer if the episode ended
@@ -15,15 +15,19 @@ Transition columns, per lane, for the transition that started n-1 steps ago at s
   next_observation  o_{s+m}
   valid             False where the lane carries nothing (a reset step, warm-up)
 
-An item packs them into two Reverb columns (`ITEM_COLUMNS`; `pack` and
-`unpack`), each field one contiguous [K, N] block that the actor fills in
-place:
-  observations  [2, K, N, ...]: o_s, then o_{s+m}, in the observation's dtype
-  scalars       [A + 3, K, N] float32: a_s (A values: DQN's actions are
-                integers, exact in float32 below 2^24), reward, discount and
-                valid (1 or 0)
+An item stores what those sums read, as the actor saw it (`ITEM_COLUMNS`):
+the K + n - 1 steps from s to the last bootstrap step, in two columns,
+  observations  [K + n, N, ...]: o_s ... o_{s+K+n-1}, in the observation's dtype
+  rows          [K + n - 1, A + 4, N] float32, per step: a (A values: DQN's
+                actions are integers, exact in float32 below 2^24), r, ended,
+                terminated and started (1 or 0; a started step is a reset and
+                carries no transition)
+so an actor only copies each step into a buffer and hands Reverb two slices
+of it (`NStepBlocks`); `unpack` sums the returns in TF, in the learner's
+input pipeline, to the same values as `NStepAccumulator`'s, bit for bit.
+The n - 1 steps after an item's K are stored twice, in it and in the next.
 Reverb's cost grows with the columns: at 64 lanes and K 8, writing an item
-of the six transition columns took 76 us, the two 56 us (issue 9).
+of six transition columns took 76 us, two 56 us (issue 9).
 """
 
 from typing import Dict, Optional
@@ -37,64 +41,94 @@ from tf_agents.trajectories import trajectory
 from reverie.envs.batched import BatchStep
 
 COLUMNS = ("observation", "action", "reward", "discount", "next_observation", "valid")
-ITEM_COLUMNS = ("observations", "scalars")
+ITEM_COLUMNS = ("observations", "rows")
+STEP_FIELDS = ("reward", "ended", "terminated", "started")  # each row's fields after the action
 _EXACT_FLOAT32_INTEGERS = 2**24
 
-def item_signature(observation_spec, action_spec, num_lanes: int,
-                   steps_per_item: int) -> Dict[str, tf.TensorSpec]:
-  """The Reverb table signature of one item: K steps of N lanes, packed (`pack`)."""
+
+def item_signature(observation_spec, action_spec, num_lanes: int, steps_per_item: int,
+                   n_step: int) -> Dict[str, tf.TensorSpec]:
+  """The Reverb table signature of one item: K steps of N lanes and the n - 1 after them."""
   integer = tf.as_dtype(action_spec.dtype).is_integer
   if not integer or np.max(action_spec.maximum) >= _EXACT_FLOAT32_INTEGERS:
-    raise ValueError(f"DQN replay packs actions as float32: it needs integer actions below "
+    raise ValueError(f"DQN replay stores actions as float32: it needs integer actions below "
                      f"2^24, got {action_spec}")
-  rows = [steps_per_item, num_lanes]
+  steps = steps_per_item + n_step - 1
+  fields = _action_size(action_spec.shape) + len(STEP_FIELDS)
   return {
-      "observations": tf.TensorSpec([2, *rows, *observation_spec.shape], observation_spec.dtype,
-                                    "observations"),
-      "scalars": tf.TensorSpec([_action_size(action_spec.shape) + 3, *rows], tf.float32,
-                               "scalars"),
+      "observations": tf.TensorSpec([steps + 1, num_lanes, *observation_spec.shape],
+                                    observation_spec.dtype, "observations"),
+      "rows": tf.TensorSpec([steps, fields, num_lanes], tf.float32, "rows"),
   }
 
 
-def pack(columns: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-  """One item's transition columns ([K, N, ...] numpy arrays, `COLUMNS`) as its two columns."""
-  rows = columns["valid"].shape
-  actions = np.moveaxis(columns["action"].reshape(*rows, -1), -1, 0)
-  return {
-      "observations": np.stack([columns["observation"], columns["next_observation"]]),
-      "scalars": np.concatenate([actions, np.stack([columns["reward"], columns["discount"],
-                                                    columns["valid"]])]).astype(np.float32),
-  }
+def make_item(observations: np.ndarray, actions: np.ndarray,
+              **step_fields: np.ndarray) -> Dict[str, np.ndarray]:
+  """An item's two columns from its steps' fields ([S + 1, N, ...] observations, [S, N, ...]
+  actions and `STEP_FIELDS` keywords of [S, N]), as an actor's rows would hold them."""
+  steps, lanes = actions.shape[:2]
+  fields = [np.moveaxis(actions.reshape(steps, lanes, -1), -1, 1)]
+  fields += [step_fields[name][:, None] for name in STEP_FIELDS]
+  return {"observations": observations,
+          "rows": np.concatenate(fields, axis=1).astype(np.float32)}
 
 
-def unpack(item: Dict[str, tf.Tensor], action_spec) -> Dict[str, tf.Tensor]:
-  """Items' two columns ([..., 2, K, N, ...] and [..., A + 3, K, N]) as the transition
-  columns ([..., K, N, ...]), in TF."""
-  observations, scalars = item["observations"], item["scalars"]
-  lead = len(scalars.shape) - 3  # items batched before the item's own axes
-  field = lambda x, i: x[(slice(None),) * lead + (i,)]
+def unpack(item: Dict[str, tf.Tensor], action_spec, n_step: int,
+           gamma: float) -> Dict[str, tf.Tensor]:
+  """Items' two columns ([..., K + n, N, ...] and [..., K + n - 1, A + 4, N]) as the
+  transition columns ([..., K, N, ...]), in TF: `NStepAccumulator`'s n-step sums, to
+  the same bits (float64 terms summed in the same order, then rounded to float32).
+
+  Few ops, each over all n windows at once (window k of row s is row s + k): the
+  learner traces this at its start, and 174 ops written one window at a time took
+  70-120 ms to trace here."""
+  observations, rows = item["observations"], item["rows"]
+  lead = len(rows.shape) - 3  # items batched before the item's own axes
+  k_rows = rows.shape[lead] - (n_step - 1)
+  windows = np.arange(n_step)[:, None] + np.arange(k_rows)  # [n, K]: rows s + k
   size = _action_size(action_spec.shape)
+  fields = tf.unstack(tf.gather(rows[(Ellipsis, slice(size, None), slice(None))], windows,
+                                axis=lead), axis=lead + 2)  # each [..., n, K, N]
+  reward, ended, terminated = fields[:3]
+  # alive[k]: the episode of s has not ended in the k steps before s + k (1 or 0).
+  alive = tf.math.cumprod(1.0 - ended, axis=lead, exclusive=True)
+  powers = tf.constant((gamma ** np.arange(n_step)).reshape(n_step, 1, 1))
+  terms = tf.unstack(powers * tf.cast(reward, tf.float64) * tf.cast(alive, tf.float64), axis=lead)
+  ret = terms[0]
+  for term in terms[1:]:
+    ret += term
+  steps = tf.cast(tf.reduce_sum(alive, axis=lead), tf.int32)  # m, 1 .. n
+  no_bootstrap = tf.reduce_any((alive * terminated) > 0.5, axis=lead)
+  discounts = tf.constant((gamma ** (np.arange(n_step + 1) - 1)).astype(np.float32))
+  discount = tf.where(no_bootstrap, 0.0, tf.gather(discounts, steps))
+  # o_{s+m}: candidates o_{s+1} .. o_{s+n} moved beside each lane, then m - 1 picks one.
+  candidates = tf.gather(observations, windows + 1, axis=lead)  # [..., n, K, N, ...]
+  order = list(range(len(candidates.shape)))
+  order.insert(lead + 2, order.pop(lead))  # [..., K, N, n, ...]
+  next_observation = tf.gather(tf.transpose(candidates, order), steps - 1, axis=lead + 2,
+                               batch_dims=lead + 2)
+  first = rows[(Ellipsis, slice(0, k_rows), slice(None), slice(None))]  # [..., K, A + 4, N]
   if action_spec.shape:
-    action = tf.stack([field(scalars, i) for i in range(size)], axis=-1)
+    action = tf.experimental.numpy.moveaxis(first[..., :size, :], -2, -1)
     action = tf.reshape(action, tf.concat([tf.shape(action)[:-1], action_spec.shape], 0))
   else:
-    action = field(scalars, 0)
-  action = tf.cast(action, action_spec.dtype)
+    action = first[..., 0, :]
   return {
-      "observation": field(observations, 0),
-      "action": action,
-      "reward": field(scalars, size),
-      "discount": field(scalars, size + 1),
-      "next_observation": field(observations, 1),
-      "valid": field(scalars, size + 2) > 0.5,
+      "observation": observations[(slice(None),) * lead + (slice(0, k_rows),)],
+      "action": tf.cast(action, action_spec.dtype),
+      "reward": tf.cast(ret, tf.float32),
+      "discount": discount,
+      "next_observation": next_observation,
+      "valid": first[..., size + 3, :] < 0.5,
   }
 
 
-def transitions_per_item(signature) -> int:
+def transitions_per_item(signature, n_step: int) -> int:
   """K * N: the transitions of one item of an experience table with `signature` (or frames')."""
   if "frame" in signature:
     return signature["valid"].shape.num_elements()
-  return signature["scalars"].shape[1:].num_elements()
+  steps, _, lanes = signature["rows"].shape
+  return (steps - (n_step - 1)) * lanes
 
 
 def _action_size(shape) -> int:
@@ -144,7 +178,7 @@ class NStepAccumulator:
 
   def _emit(self) -> Dict[str, np.ndarray]:
     alive = np.ones_like(self._live[0])       # the episode of s has not ended before s+k
-    ret = np.zeros_like(self._rewards[0])
+    ret = np.zeros(len(self._lanes))  # float64, rounded to float32 once summed
     steps = np.zeros(len(self._lanes), np.int64)  # m: steps inside the window
     terminal = np.zeros_like(alive)
     for k in range(self._n):
@@ -153,6 +187,7 @@ class NStepAccumulator:
       terminal |= alive & self._terminal[k]
       alive = alive & ~self._ended[k]
     discount = np.where(terminal, 0.0, self._gamma ** (steps - 1)).astype(np.float32)
+    ret = ret.astype(np.float32)
     if self._obs is None:
       return {"action": self._actions[0].copy(), "reward": ret, "discount": discount,
               "bootstrap_steps": steps.astype(np.int32), "valid": self._live[0].copy()}
@@ -170,135 +205,73 @@ _BLOCKS_PER_SHIFT = 8  # NStepBlocks' blocks between two moves of its buffers' l
 
 
 class NStepBlocks:
-  """NStepAccumulator's rows for vector observations, K at a time, as one item's columns.
+  """An actor's vector steps for vector observations, K at a time, as items' two columns.
 
-  `add` only copies the step into a buffer; `take` sums the n-step returns of
-  all K rows at once, over [n, K, N] windows of the buffers, into the item's
-  packed columns (CartPole, 64 lanes, K 8: 28 us for an item's 8 `add`s and
-  its `take` alone, timeit; 30 us a step one row at a time, in an earlier
-  measure). The rows are the ones NStepAccumulator emits for the same steps,
-  bit for bit, the warm-up rows (valid False) included.
+  `add` copies the step into row buffers laid out as the item's columns;
+  `take` returns the item of the last K steps: views of the K + n - 1 rows
+  (K + n observations) that their n-step sums read, with no arithmetic
+  (`unpack` sums them in the learner). The warm-up rows before the first
+  step are reset rows, so the first n - 1 transitions are invalid, as
+  `NStepAccumulator`'s. CartPole, 64 lanes, K 8, n 3: an item's 8 adds and
+  its take cost 34 us, against 76 us when they summed the returns in numpy
+  (timeit, same machine and hour, issue 9).
 
-  `take` fills the same arrays every time, its scratch too: a 64-lane
-  CartPole actor ran at 0.78 of env + policy alone against 0.76 with new
-  arrays every item (benchmarks/results/actor_throughput.txt). An item's
-  arrays are valid until the next `take`; Reverb copies them as they are
-  appended (NdArrayToTensor), so a writer may hand them over.
-
-  Inside that loop every numpy call costs more than alone, so `take` makes
-  few: the buffers hold `blocks_per_shift` blocks, the n-1 steps the next
-  block needs move back (six copies) once every that many takes, and each
-  block's actions are read through views made once. That gained the actor
-  about half a point of env + policy, within this machine's noise.
+  The buffers hold `blocks_per_shift` blocks of K steps after the n - 1
+  steps before the first; after the last block the n - 1 steps the next
+  block needs move back to the front (two copies), at the next `add`. An
+  item's arrays are valid until then; Reverb copies them as they are
+  appended (NdArrayToTensor), so a writer may hand them over at once.
   """
 
-  def __init__(self, num_lanes: int, n_step: int, gamma: float, observation: np.ndarray,
+  def __init__(self, num_lanes: int, n_step: int, observation: np.ndarray, action_shape,
                steps_per_item: int, blocks_per_shift: int = _BLOCKS_PER_SHIFT):
-    self._n, self._k = n_step, steps_per_item
-    # The buffers hold `blocks_per_shift` blocks of K steps after the n-1 steps before the
-    # first; block b's rows start at b * K. Only after the last block do the n-1 steps the
-    # next rows need move back to the front.
-    self._blocks, self._block = blocks_per_shift, 0
+    self._n, self._k, self._blocks, self._block = n_step, steps_per_item, blocks_per_shift, 0
     steps = blocks_per_shift * steps_per_item + n_step - 1
-    # Step j of the buffer took action _actions[j] at observation _obs[j] and led to _obs[j+1].
+    # Step j of the buffer took the action in _rows[j] at observation _obs[j] and led to _obs[j+1].
     self._obs = np.zeros((steps + 1, *observation.shape), observation.dtype)
     self._obs[n_step - 1] = observation
-    self._actions: Optional[np.ndarray] = None
-    self._rewards = np.zeros((steps, num_lanes), np.float32)
-    self._ended = np.zeros((steps, num_lanes), bool)
-    self._terminal = np.zeros((steps, num_lanes), bool)
-    self._started = np.ones((steps, num_lanes), bool)  # no transition: reset (and warm-up) rows
-    # o_{s+m} of row r, lane i is row (r + m) * N + i of the buffer's [rows * N, ...] view.
-    self._obs_flat = self._obs.reshape(-1, *observation.shape[1:])
-    row_lane = np.arange(steps_per_item)[:, None] * num_lanes + np.arange(num_lanes)
-    self._row_lane = [row_lane + b * steps_per_item * num_lanes for b in range(blocks_per_shift)]
-    self._num_lanes, self._action_size = num_lanes, None
-    # take() reads the n windows of block b's K rows (window k starts k steps later) as
-    # [n, K, N] views of the buffers, and gamma^k and gamma^(m-1) from tables.
-    window = lambda buf, b: np.lib.stride_tricks.as_strided(
-        buf[b * steps_per_item:], (n_step, steps_per_item, num_lanes),
-        (buf.strides[0], *buf.strides))
-    self._windows = [tuple(window(buf, b) for buf in (self._rewards, self._ended, self._terminal))
-                     for b in range(blocks_per_shift)]
-    self._alive = np.ones((n_step, steps_per_item, num_lanes), bool)  # row 0 stays True
-    self._gamma_powers = (gamma ** np.arange(n_step))[:, None, None]
-    self._discounts = (gamma ** (np.arange(n_step + 1) - 1)).astype(np.float32)  # [m] = gamma^(m-1)
-    # What take() fills, item and scratch (the scalars once the action's size is known).
-    rows = (steps_per_item, num_lanes)
-    self._observations = np.empty((2, *rows, *observation.shape[1:]), observation.dtype)
-    self._scalars: Optional[np.ndarray] = None
-    self._terms = np.empty((n_step, *rows))  # float64, as NStepAccumulator's
-    self._alive_terminal = np.empty((n_step, *rows), bool)
-    self._no_bootstrap, self._steps = np.empty(rows, bool), np.empty(rows, np.int64)
-    self._next_rows = np.empty(rows, np.int64)
+    size = _action_size(action_shape)
+    self._rows = np.zeros((steps, size + len(STEP_FIELDS), num_lanes), np.float32)
+    # Each field as a [steps, N] view (the actions [steps, A, N], or [steps, N] for one value).
+    self._actions = self._rows[:, 0] if not action_shape else self._rows[:, :size]
+    self._action_rows = (num_lanes, size) if action_shape else None
+    self._reward, self._ended, self._terminated, self._started = (
+        self._rows[:, size + i] for i in range(len(STEP_FIELDS)))
+    self._started[...] = 1.0  # warm-up rows: no transition
     self.size = 0  # steps added since the last take
 
   def add(self, action: np.ndarray, step: BatchStep) -> None:
     """Records a_t and the step it led to (at most K steps between two takes)."""
-    if self._actions is None:
-      self._start_actions(action)
+    if self._block == self._blocks:
+      self._shift()
     j = self._n - 1 + self._block * self._k + self.size
-    self._actions[j] = action
-    self._rewards[j] = step.reward
+    if self._action_rows is None:
+      self._actions[j] = action
+    else:
+      self._actions[j] = action.reshape(self._action_rows).T
+    self._reward[j] = step.reward
     self._ended[j] = step.ended
-    self._terminal[j] = step.terminated
+    self._terminated[j] = step.terminated
     self._started[j] = step.started
     self._obs[j + 1] = step.observation
     self.size += 1
 
-  def _start_actions(self, action: np.ndarray) -> None:
-    """The actions' buffer (in the actions' dtype), and the item's scalars once their size is
-    known; each block's actions as the scalars' [A, K, N] layout (views)."""
-    k_rows, lanes = self._k, self._num_lanes
-    self._actions = np.zeros((len(self._rewards), *action.shape), action.dtype)
-    self._action_size = size = _action_size(action.shape[1:])
-    self._scalars = np.empty((size + 3, k_rows, lanes), np.float32)
-    self._action_blocks = [
-        np.moveaxis(self._actions[b * k_rows:(b + 1) * k_rows].reshape(k_rows, lanes, size), -1, 0)
-        for b in range(self._blocks)]
-
   def take(self) -> Dict[str, np.ndarray]:
-    """The last K steps' rows as an item's two columns (`pack`'s layout); keeps the n-1 steps
-    the next rows need. The arrays are refilled by the next take."""
+    """The last K steps' item (`item_signature`'s two columns), as views of the buffers."""
     if self.size != self._k:
       raise ValueError(f"take() after {self.size} steps; a block has {self._k}")
-    k_rows, size, first = self._k, self._action_size, self._block * self._k
-    rows = slice(first, first + k_rows)
-    reward_windows, ended, terminal_windows = self._windows[self._block]
-    # alive[k]: the episode of the row's step has not ended in the k steps after it
-    # (a > b is a & ~b for booleans: one ufunc a window).
-    alive = self._alive
-    for k in range(1, self._n):
-      np.greater(alive[k - 1], ended[k - 1], out=alive[k])
-    terms = np.multiply(self._gamma_powers, reward_windows, out=self._terms)
-    terms *= alive
-    # The item's columns, each field a contiguous block filled in place (no packing copy).
-    observations, scalars = self._observations, self._scalars
-    ret = scalars[size]
-    ret[...] = terms[0]
-    for term in terms[1:]:  # summed into float32 in the same order as NStepAccumulator._emit
-      ret += term
-    steps = np.add.reduce(alive, axis=0, out=self._steps)
-    discount = scalars[size + 1]
-    self._discounts.take(steps, out=discount)
-    np.logical_and(alive, terminal_windows, out=self._alive_terminal)
-    np.logical_or.reduce(self._alive_terminal, axis=0, out=self._no_bootstrap)
-    np.copyto(discount, 0.0, where=self._no_bootstrap)
-    scalars[:size] = self._action_blocks[self._block]
-    np.logical_not(self._started[rows], out=scalars[size + 2])
-    observations[0] = self._obs[rows]
-    next_rows = np.multiply(steps, self._num_lanes, out=self._next_rows)
-    next_rows += self._row_lane[self._block]
-    self._obs_flat.take(next_rows, axis=0, out=observations[1])
+    first = self._block * self._k
     self._block += 1
-    if self._block == self._blocks:
-      last = self._blocks * k_rows
-      for buf in (self._actions, self._rewards, self._ended, self._terminal, self._started):
-        buf[:self._n - 1] = buf[last:]
-      self._obs[:self._n] = self._obs[last:]
-      self._block = 0
     self.size = 0
-    return {"observations": observations, "scalars": scalars}
+    return {"observations": self._obs[first:first + self._k + self._n],
+            "rows": self._rows[first:first + self._k + self._n - 1]}
+
+  def _shift(self) -> None:
+    """Moves the n - 1 steps the next block reads back to the buffers' front."""
+    last = self._blocks * self._k
+    self._rows[:self._n - 1] = self._rows[last:]
+    self._obs[:self._n] = self._obs[last:]
+    self._block = 0
 
 
 def to_transition(item: Dict[str, tf.Tensor]) -> trajectory.Transition:

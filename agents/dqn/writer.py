@@ -1,7 +1,7 @@
 """The actor's side of DQN replay: n-step transitions into Reverb items.
 
-Vector observations: one item is K rows of transitions.py's columns, gathered
-here and appended to Reverb as one step of [K, N, ...] columns. Pixel
+Vector observations: one item is the raw rows of K vector steps and the n - 1
+after them (transitions.py), appended to Reverb as one step of two columns. Pixel
 observations (stacked uint8 frames): frames once per row and the transitions
 beside them, laid out as agents/dqn/frames.py describes.
 """
@@ -40,10 +40,11 @@ class ReplayWriter:
                            **_no_transitions(lanes, action_spec)})
       self._rows = 1
     else:
-      # The K rows of an item go to Reverb as one step of [K, N, ...] columns:
-      # one append and one item per K vector steps (Reverb's cost is per call).
+      # The rows of an item go to Reverb as one step of its two columns: one
+      # append and one item per K vector steps (Reverb's cost is per call).
       self._writer = client.trajectory_writer(num_keep_alive_refs=1)
-      self._blocks = transitions.NStepBlocks(lanes, n_step, gamma, observation, steps_per_item)
+      self._blocks = transitions.NStepBlocks(lanes, n_step, observation, action_spec.shape,
+                                             steps_per_item)
       self._rows = 0
     self._since_item = 0
 

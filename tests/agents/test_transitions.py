@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reverie.agents.dqn.transitions import NStepAccumulator, NStepBlocks, pack, to_transition
-from reverie.agents.dqn.transitions import unpack
+from reverie.agents.dqn.transitions import COLUMNS, ITEM_COLUMNS, NStepAccumulator, NStepBlocks
+from reverie.agents.dqn.transitions import item_signature, make_item, to_transition
+from reverie.agents.dqn.transitions import transitions_per_item, unpack
 from reverie.envs.batched import BatchStep
 
 GAMMA = 0.9
@@ -125,52 +126,96 @@ def test_dqn_loss_on_a_transition_equals_its_loss_on_the_two_step_trajectory():
                                rtol=1e-6)
     assert np.count_nonzero(ours.extra.td_error.numpy()) == np.count_nonzero(item["valid"].numpy())
 
-@pytest.mark.parametrize("n_step", [1, 3, 5])
-@pytest.mark.parametrize("blocks_per_shift", [1, 3, 8])
-def test_blocks_of_k_rows_equal_the_step_by_step_rows(n_step, blocks_per_shift):
-  lanes, k_rows, steps = 5, 4, 100  # 25 blocks: the buffers' last rows move back several times
-  rng = np.random.default_rng(0)
-  first = rng.normal(size=(lanes, 2)).astype(np.float32)
-  reference = NStepAccumulator(lanes, n_step, GAMMA, first)
-  blocks = NStepBlocks(lanes, n_step, GAMMA, first, k_rows, blocks_per_shift)
+def _random_steps(rng, lanes, steps, action_shape=()):
+  """(action, BatchStep) pairs with frequent ends, each end followed by a reset step."""
   done = np.zeros(lanes, bool)
-  rows = []
   for _ in range(steps):
     terminated, truncated = rng.random(lanes) < 0.15, rng.random(lanes) < 0.05
     batch = BatchStep(rng.normal(size=(lanes, 2)).astype(np.float32),
                       rng.normal(size=lanes).astype(np.float32), terminated, truncated, done)
     done = terminated | truncated
-    action = rng.integers(0, 2, lanes)
+    yield rng.integers(0, 2, (lanes, *action_shape)), batch
+
+
+@pytest.mark.parametrize("n_step", [1, 3, 5])
+@pytest.mark.parametrize("blocks_per_shift", [1, 3, 8])
+def test_items_of_k_rows_unpack_to_the_step_by_step_rows(n_step, blocks_per_shift):
+  lanes, k_rows = 5, 4  # 25 blocks: the buffers' last rows move back several times
+  rng = np.random.default_rng(0)
+  first = rng.normal(size=(lanes, 2)).astype(np.float32)
+  reference = NStepAccumulator(lanes, n_step, GAMMA, first)
+  blocks = NStepBlocks(lanes, n_step, first, (), k_rows, blocks_per_shift)
+  action_spec = tf.TensorSpec([], tf.int64)
+  rows, items = [], 0
+  for action, batch in _random_steps(rng, lanes, 100):
     rows.append(reference.add(action, batch))
     blocks.add(action, batch)
     if blocks.size == k_rows:
-      block = blocks.take()
-      expected = pack({key: np.stack([row[key] for row in rows[-k_rows:]]) for key in rows[0]})
-      assert block.keys() == expected.keys()
-      for key, column in block.items():
-        assert column.shape[1:3] == (k_rows, lanes), key
-        assert column.dtype == expected[key].dtype, key
-        np.testing.assert_array_equal(column, expected[key], err_msg=key)
+      item = blocks.take()
+      assert item["observations"].shape == (k_rows + n_step, lanes, 2)
+      assert item["rows"].shape == (k_rows + n_step - 1, 5, lanes)
+      got = unpack({k: tf.constant(v) for k, v in item.items()}, action_spec, n_step, GAMMA)
+      assert got.keys() == set(COLUMNS)
+      for key in COLUMNS:
+        expected = np.stack([row[key] for row in rows[-k_rows:]])
+        assert got[key].dtype == expected.dtype, key
+        np.testing.assert_array_equal(got[key].numpy(), expected, err_msg=f"{items} {key}")
+      items += 1
+  assert items == 25
 
 
-@pytest.mark.parametrize("action_shape", [(), (1,)])
-def test_packed_items_unpack_to_the_transition_columns(action_shape):
-  rng = np.random.default_rng(0)
-  lead = (3, 5)  # [K, N]
-  columns = {
-      "observation": rng.normal(size=(*lead, 2)).astype(np.float32),
-      "action": rng.integers(0, 7, (*lead, *action_shape)).astype(np.int32),
-      "reward": rng.normal(size=lead).astype(np.float32),
-      "discount": rng.random(lead).astype(np.float32),
-      "next_observation": rng.normal(size=(*lead, 2)).astype(np.float32),
-      "valid": rng.random(lead) < 0.7,
-  }
-  packed = pack(columns)
-  assert packed["observations"].shape == (2, *lead, 2)
-  assert packed["scalars"].shape == (4, *lead) and packed["scalars"].dtype == np.float32
-  spec = tf.TensorSpec(action_shape, tf.int32)
-  unpacked = unpack({k: tf.constant(v) for k, v in packed.items()}, spec)
-  assert unpacked.keys() == columns.keys()
-  for key, column in columns.items():
-    assert unpacked[key].dtype == column.dtype, key
-    np.testing.assert_array_equal(unpacked[key].numpy(), column, err_msg=key)
+def test_batched_items_with_vector_actions_unpack_as_each_alone():
+  """The learner sums items batched before their own axes; actions of shape [1] included."""
+  lanes, k_rows, n_step = 3, 4, 3
+  rng = np.random.default_rng(1)
+  first = rng.normal(size=(lanes, 2)).astype(np.float32)
+  reference = NStepAccumulator(lanes, n_step, GAMMA, first)
+  blocks = NStepBlocks(lanes, n_step, first, (1,), k_rows)
+  items, expected = [], []
+  for action, batch in _random_steps(rng, lanes, 6 * k_rows, action_shape=(1,)):
+    expected.append(reference.add(action, batch))
+    blocks.add(action, batch)
+    if blocks.size == k_rows:
+      items.append({k: v.copy() for k, v in blocks.take().items()})
+  batched = {k: tf.constant(np.stack([item[k] for item in items])) for k in ITEM_COLUMNS}
+  got = unpack(batched, tf.TensorSpec([1], tf.int32), n_step, GAMMA)
+  for key in COLUMNS:
+    want = np.stack([row[key] for row in expected]).reshape(got[key].shape)
+    if key == "action":
+      want = want.astype(np.int32)
+    assert got[key].dtype == want.dtype, key
+    np.testing.assert_array_equal(got[key].numpy(), want, err_msg=key)
+
+
+def test_make_item_lays_out_fields_as_the_actor_does():
+  lanes, k_rows, n_step = 3, 2, 2
+  rng = np.random.default_rng(2)
+  first = rng.normal(size=(lanes, 2)).astype(np.float32)
+  blocks = NStepBlocks(lanes, n_step, first, (), k_rows, blocks_per_shift=2)
+  steps = list(_random_steps(rng, lanes, 5 * k_rows))
+  for i, (action, batch) in enumerate(steps):
+    blocks.add(action, batch)
+    if blocks.size == k_rows:
+      item = blocks.take()
+  window = steps[-(k_rows + n_step - 1):]  # the last item's steps
+  field = lambda name: np.stack([getattr(b, name) for _, b in window])
+  made = make_item(np.concatenate([[window[0][1].observation * 0], field("observation")]),
+                   np.stack([a for a, _ in window]), reward=field("reward"),
+                   ended=field("ended"), terminated=field("terminated"),
+                   started=field("started"))
+  np.testing.assert_array_equal(made["rows"], item["rows"])
+  assert made["rows"].dtype == np.float32
+  # The first observation is the step's before the window's first, which the test didn't keep.
+  np.testing.assert_array_equal(made["observations"][1:], item["observations"][1:])
+
+
+def test_items_need_integer_actions_exact_in_float32():
+  observation = tf.TensorSpec([4], tf.float32)
+  with pytest.raises(ValueError, match="integer actions below 2"):
+    item_signature(observation, tf.TensorSpec([], tf.float32), 8, 4, 3)
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  signature = item_signature(observation, tensor_spec.BoundedTensorSpec([], tf.int64, 0, 1), 8,
+                             4, 3)
+  assert signature["rows"].shape == (6, 5, 8)
+  assert signature["observations"].shape == (7, 8, 4)
+  assert transitions_per_item(signature, 3) == 32

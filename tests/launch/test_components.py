@@ -72,9 +72,11 @@ def test_actor_writes_learner_trains_and_weights_reach_actors(tmp_path):
     assert info.current_size > 0
     sample = next(iter(reverb.Client(address).sample(
         contract.EXPERIENCE_TABLE, emit_timesteps=False, unpack_as_table_signature=True)))
-    # Packed (agents/dqn/transitions.py): K steps (replay.steps_per_item) of 8 lanes of 4
-    # features, each observation beside its bootstrap one; some lanes carry a transition.
-    columns = transitions.unpack(sample.data, action_spec)
+    # Raw rows (agents/dqn/transitions.py), summed here into K steps (replay.steps_per_item)
+    # of 8 lanes of 4 features, each observation beside its bootstrap one; some lanes carry
+    # a transition.
+    columns = transitions.unpack(sample.data, action_spec, config.agent.n_step_update,
+                                 config.agent.gamma)
     assert columns["observation"].shape == (config.replay.steps_per_item, 8, 4)
     assert columns["next_observation"].shape == (config.replay.steps_per_item, 8, 4)
     assert np.asarray(columns["valid"]).any()

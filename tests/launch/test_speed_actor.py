@@ -149,7 +149,8 @@ def test_items_written_as_one_step_are_the_rows_of_the_n_step_accumulator():
   # before the end: each item must still hold its own rows (Reverb copies on append).
   lanes, n_step, k_rows = 3, 3, 4
   env = make_batched_env("CartPole-v1", lanes, max_episode_steps=9)  # many resets
-  signature = transitions.item_signature(env.observation_spec, env.action_spec, lanes, k_rows)
+  signature = transitions.item_signature(env.observation_spec, env.action_spec, lanes, k_rows,
+                                         n_step)
   server = reverb.Server([reverb.Table.queue("q", 1000, signature=signature)])
   observation = env.reset(seed=2)
   writer = ReplayWriter(reverb.Client(f"localhost:{server.port}"), "q", env.observation_spec,
@@ -171,11 +172,10 @@ def test_items_written_as_one_step_are_the_rows_of_the_n_step_accumulator():
   env.close()
   for i, item in enumerate(got):
     rows = expected[i * k_rows:(i + 1) * k_rows]
-    want = transitions.pack({column: np.stack([row[column] for row in rows])
-                             for column in transitions.COLUMNS})
-    for column in transitions.ITEM_COLUMNS:
-      np.testing.assert_array_equal(item[column].numpy(), want[column],
-                                    err_msg=f"item {i} {column}")
+    columns = transitions.unpack(item, env.action_spec, n_step, 0.9)
+    for column in transitions.COLUMNS:
+      want = np.stack([row[column] for row in rows])
+      np.testing.assert_array_equal(columns[column].numpy(), want, err_msg=f"item {i} {column}")
 
 
 def test_a_step_written_as_a_whole_item_lands_in_each_table_and_a_misfit_names_its_columns():

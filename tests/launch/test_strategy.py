@@ -82,7 +82,8 @@ def test_reverb_dataset_is_built_on_the_host_cpu_under_tpu(tmp_path):
   env.close()
   tpu = unittest.mock.MagicMock(spec=tf.distribute.TPUStrategy)  # no TPU exists here
   build = lambda: dqn_dataset.make_dataset(f"localhost:{server.port}", contract.EXPERIENCE_TABLE,
-                                           env.action_spec, 16, 100)
+                                           env.action_spec, 16, 100, config.agent.n_step_update,
+                                           config.agent.gamma)
   try:
     # The strategy's input worker device here stands for a TPU host's; without
     # the host-CPU scope the dataset would land on it.
