@@ -81,7 +81,7 @@ def unpack(item: Dict[str, tf.Tensor], action_spec, n_step: int,
 
   Few ops, each over all n windows at once (window k of row s is row s + k): the
   learner traces this at its start, and 174 ops written one window at a time took
-  70-120 ms to trace here."""
+  70-120 ms to trace here, these 82 about 37 ms."""
   observations, rows = item["observations"], item["rows"]
   lead = len(rows.shape) - 3  # items batched before the item's own axes
   k_rows = rows.shape[lead] - (n_step - 1)
@@ -219,8 +219,9 @@ class NStepBlocks:
   The buffers hold `blocks_per_shift` blocks of K steps after the n - 1
   steps before the first; after the last block the n - 1 steps the next
   block needs move back to the front (two copies), at the next `add`. An
-  item's arrays are valid until then; Reverb copies them as they are
-  appended (NdArrayToTensor), so a writer may hand them over at once.
+  item's arrays are views of the buffers, valid until the next `add`;
+  Reverb copies them as they are appended (NdArrayToTensor), so a writer
+  may hand them over at once.
   """
 
   def __init__(self, num_lanes: int, n_step: int, observation: np.ndarray, action_shape,

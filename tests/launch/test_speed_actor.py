@@ -145,8 +145,9 @@ def test_pulled_weights_on_the_tf_path_are_assigned_to_the_network():
 
 
 def test_items_written_as_one_step_are_the_rows_of_the_n_step_accumulator():
-  # NStepBlocks.take refills the same arrays for every item, and nothing is flushed
-  # before the end: each item must still hold its own rows (Reverb copies on append).
+  # NStepBlocks.take hands over views of buffers that later steps overwrite, and nothing
+  # is flushed before the end: each item must still hold its own rows (Reverb copies on
+  # append); the learner's sums of them must be NStepAccumulator's rows.
   lanes, n_step, k_rows = 3, 3, 4
   env = make_batched_env("CartPole-v1", lanes, max_episode_steps=9)  # many resets
   signature = transitions.item_signature(env.observation_spec, env.action_spec, lanes, k_rows,
