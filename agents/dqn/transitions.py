@@ -87,9 +87,10 @@ def unpack(item: Dict[str, tf.Tensor], action_spec, n_step: int,
   k_rows = rows.shape[lead] - (n_step - 1)
   windows = np.arange(n_step)[:, None] + np.arange(k_rows)  # [n, K]: rows s + k
   size = _action_size(action_spec.shape)
-  fields = tf.unstack(tf.gather(rows[(Ellipsis, slice(size, None), slice(None))], windows,
-                                axis=lead), axis=lead + 2)  # each [..., n, K, N]
-  reward, ended, terminated = fields[:3]
+  # Reward, ended and terminated over the windows (started is read at s only).
+  reward, ended, terminated = tf.unstack(
+      tf.gather(rows[(Ellipsis, slice(size, size + 3), slice(None))], windows, axis=lead),
+      axis=lead + 2)  # each [..., n, K, N]
   # alive[k]: the episode of s has not ended in the k steps before s + k (1 or 0).
   alive = tf.math.cumprod(1.0 - ended, axis=lead, exclusive=True)
   powers = tf.constant((gamma ** np.arange(n_step)).reshape(n_step, 1, 1))

@@ -193,7 +193,7 @@ def test_make_item_lays_out_fields_as_the_actor_does():
   first = rng.normal(size=(lanes, 2)).astype(np.float32)
   blocks = NStepBlocks(lanes, n_step, first, (), k_rows, blocks_per_shift=2)
   steps = list(_random_steps(rng, lanes, 5 * k_rows))
-  for i, (action, batch) in enumerate(steps):
+  for action, batch in steps:
     blocks.add(action, batch)
     if blocks.size == k_rows:
       item = blocks.take()
