@@ -215,7 +215,8 @@ class EvalConfig:
 
   Attributes:
     episodes: Greedy episodes per evaluation, run side by side.
-    interval_steps: Env steps between evaluations.
+    interval_steps: Env steps between evaluations (at least; a due evaluation waits for
+      weights not scored yet).
     seed: Seed of the first evaluation episode; episode i uses seed + i.
     num_cpus: ray: CPUs Ray reserves for the evaluator.
   """

@@ -21,6 +21,7 @@ from reverie.launch.config_schema import Config
 from reverie.launch.run_state import RunState
 
 log = logging.getLogger("reverie.evaluator")
+_NEW_WEIGHTS_POLL_SECONDS = 0.1  # between two looks for new weights once an evaluation is due
 
 
 @dataclasses.dataclass
@@ -56,7 +57,8 @@ def run_episodes(env: BatchedEnv, policy: Callable[[np.ndarray], np.ndarray],
 
 def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
                   state: RunState) -> None:
-  """Evaluates every `eval.interval_steps` env steps and once more when collection ends.
+  """Evaluates every `eval.interval_steps` env steps and once more when collection ends,
+  each time weights it has not evaluated yet (it waits for the learner's next push).
 
   Stops the run when the average return reaches `run.stop_at_return` on
   `eval.episodes` episodes and again on as many episodes with other seeds.
@@ -68,7 +70,6 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
   variables = {contract.POLICY_KEY: pulled, contract.TRAIN_STEP_KEY: train_step}
   puller = WeightPuller(reverb.Client(server_address), contract.VARIABLES_TABLE, variables,
                         interval_steps=0)
-  values = None  # the newest weights pulled, {variable.ref(): array}
   summary = tf.summary.create_file_writer(str(run_dir.tensorboard("evaluator")))
   next_eval = config.eval.interval_steps
   try:
@@ -79,9 +80,16 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
         continue
       env_steps = state.env_steps
       fresh = puller.pull()
-      if fresh is not None:  # else the same weights as the last evaluation
-        values = fresh
-        refresh(values)
+      if fresh is None:
+        # The weights of the last evaluation: the same greedy policy on the same episodes
+        # scores the same, so wait for new ones (at the end, the last score stands).
+        if final:
+          state.request_stop("reached run.max_env_steps")
+        else:
+          state.stop.wait(_NEW_WEIGHTS_POLL_SECONDS)
+        continue
+      values = fresh
+      refresh(values)
       episodes = run_episodes(env, act, config.eval.seed)
       result = {**episodes.summary(), "env_steps": env_steps,
                 "train_step": int(values[train_step.ref()]), "time": time.time()}

@@ -1,0 +1,63 @@
+"""The evaluator role against a real Reverb server: what it scores, and when."""
+
+import threading
+import time
+
+import reverb
+import tensorflow as tf
+
+from reverie.agents import replay
+from reverie.envs.registry import make_batched_env
+from reverie.launch import contract
+from reverie.launch.config import load_config
+from reverie.launch.evaluator import _greedy_policy, run_evaluator
+from reverie.launch.run_state import RunState
+
+
+def _wait_for(condition, what: str, timeout_seconds: float = 30.0) -> None:
+  deadline = time.monotonic() + timeout_seconds
+  while not condition():
+    assert time.monotonic() < deadline, f"timed out waiting for {what}"
+    time.sleep(0.01)
+
+
+def test_the_evaluator_scores_each_push_once_and_waits_for_the_next(tmp_path):
+  """Weights it has scored are not scored again (same greedy policy, same episodes, same
+  score): a due evaluation waits for the learner's next push, and the end of collection
+  without a new push stops the run on the last score."""
+  config = load_config("dqn_cartpole", ["eval.episodes=2", "eval.interval_steps=10",
+                                        "run.stop_at_return=null"]).config
+  env = make_batched_env("CartPole-v1", 1)
+  pushed, _, _ = _greedy_policy(config, env)
+  train_step = tf.Variable(7, dtype=tf.int64)
+  variables = {contract.POLICY_KEY: pushed, contract.TRAIN_STEP_KEY: train_step}
+  server = reverb.Server([replay.variables_table(contract.VARIABLES_TABLE, variables)])
+  address = f"localhost:{server.port}"
+  container = replay.variable_container(address, contract.VARIABLES_TABLE)
+  container.push(variables)
+  state = RunState(max_env_steps=1_000)
+  state.env_steps = 10
+  evaluator = threading.Thread(
+      target=run_evaluator, args=(config, address, contract.RunDir(tmp_path), state))
+  evaluator.start()
+  try:
+    _wait_for(lambda: len(state.evals) == 1, "the first evaluation")
+    state.env_steps = 25  # past the next evaluation (20), no new push
+    time.sleep(1.0)
+    assert [e["train_step"] for e in state.evals] == [7]
+    train_step.assign(9)
+    container.push(variables)
+    _wait_for(lambda: len(state.evals) == 2, "the evaluation of the new push")
+    assert state.evals[1]["train_step"] == 9
+    assert state.evals[1]["env_steps"] == 25
+    state.env_steps = 1_000
+    state.collection_done.set()  # and no new push: the last score stands
+    evaluator.join(timeout=30)
+    assert not evaluator.is_alive()
+  finally:
+    state.request_stop("test done")
+    evaluator.join(timeout=30)
+    server.stop()
+    env.close()
+  assert state.stop_reason == "reached run.max_env_steps"
+  assert [e["train_step"] for e in state.evals] == [7, 9]
