@@ -5,6 +5,7 @@ import threading
 from typing import Any, Optional, Sequence
 
 import reverb
+from reverb.cc import schema_pb2
 import tensorflow as tf
 import tree
 from tf_agents.experimental.distributed import reverb_variable_container as rvc
@@ -44,6 +45,30 @@ def tf_client(server_address: str) -> reverb.TFClient:
   with _client_lock:
     name = f"reverie_tf_client_{next(_client_ids)}"
   return reverb.TFClient(server_address, shared_name=name)
+
+
+def table_info(client: reverb.Client, table: str,
+               timeout_seconds: Optional[int] = None) -> schema_pb2.TableInfo:
+  """`client.server_info(timeout_seconds)[table]`, as Reverb's proto: its counters and sizes.
+
+  Reverb's own `server_info` decodes every table's signature in Python on each
+  call, holding the GIL: 779 us of CPU a call against 276 us without (a DQN
+  CartPole server's two tables, Reverb 0.14, medians of 9 x 200 calls in one
+  process). Actors look for new weights this way up to 20 times a second,
+  beside their loop.
+  """
+  try:
+    protos = client._client.ServerInfo(timeout_seconds or 0)  # pylint: disable=protected-access
+  except RuntimeError as e:  # as Reverb's server_info says it
+    if "Deadline Exceeded" in str(e) and timeout_seconds is not None:
+      raise reverb.errors.DeadlineExceededError(
+          f"ServerInfo call did not complete within {timeout_seconds} s") from None
+    raise
+  for proto in protos:
+    info = schema_pb2.TableInfo.FromString(proto)
+    if info.name == table:
+      return info
+  raise KeyError(f"no table {table!r} on the replay server")
 
 
 def variables_table(name: str, variables: Any) -> reverb.Table:
