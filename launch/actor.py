@@ -93,8 +93,8 @@ class WeightPuller:
   seen (`replay.table_info`: 0.28 ms on a slow day here, against 0.78 ms
   through Reverb's `server_info`); only after a new push does it pull them
   (0.26 ms on a faster day through Reverb's Python client for CartPole's
-  MLP; TF-Agents' container took 0.9 ms). At 256 lanes 1,000 env steps are 4 vector steps: pulling on
-  every one of them took 71 % of the actor's time. A learner pushes after
+  MLP; TF-Agents' container took 0.9 ms). At 256 lanes 1,000 env steps are
+  4 vector steps: pulling on every one of them took 71 % of the actor's time. A learner pushes after
   every `learner.steps_per_call` train steps (about 30 times a second in a
   DQN CartPole run here), so the minimum time bounds the pulls too.
   """
