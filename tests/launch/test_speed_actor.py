@@ -200,34 +200,3 @@ def test_a_step_written_as_a_whole_item_lands_in_each_table_and_a_misfit_names_i
     writer.close()
     server.stop()
 
-
-@pytest.mark.parametrize("config_name", ["dqn_cartpole", "ppo_cartpole"])
-def test_the_evaluator_scores_and_hands_on_the_weights_it_pulled(tmp_path, config_name):
-  """The evaluator pulls numpy weights (no TF assign on its numpy path): the weights it
-  confirms, for the learner's export, are the learner's push, not its own initial ones."""
-  from reverie.launch.config import load_config  # pylint: disable=g-import-not-at-top
-  from reverie.launch.evaluator import _greedy_policy, run_evaluator  # pylint: disable=g-import-not-at-top
-  from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
-  config = load_config(config_name, ["run.stop_at_return=1", "eval.episodes=2",
-                                     "eval.interval_steps=10"]).config
-  env = make_batched_env("CartPole-v1", 1)
-  pushed, _, _ = _greedy_policy(config, env)  # the learner's: same layout, other values
-  for variable in pushed:
-    variable.assign(tf.random.stateless_normal(variable.shape, [3, 4]))
-  variables = {contract.POLICY_KEY: pushed,
-               contract.TRAIN_STEP_KEY: tf.Variable(123, dtype=tf.int64)}
-  server = reverb.Server([replay.variables_table(contract.VARIABLES_TABLE, variables)])
-  address = f"localhost:{server.port}"
-  replay.variable_container(address, contract.VARIABLES_TABLE).push(variables)
-  state = RunState(max_env_steps=1_000)
-  state.env_steps = 10
-  try:
-    run_evaluator(config, address, contract.RunDir(tmp_path), state)
-  finally:
-    server.stop()
-    env.close()
-  assert state.stop_reason == "reached stop_at_return 1"
-  assert state.evals[0]["train_step"] == 123
-  assert len(state.solved_weights) == len(pushed)
-  for got, want in zip(state.solved_weights, pushed):
-    np.testing.assert_array_equal(got, want.numpy())
