@@ -2,7 +2,7 @@
 
 import itertools
 import threading
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import reverb
 from reverb.cc import schema_pb2
@@ -84,6 +84,33 @@ def variable_container(server_address: str, table: str) -> rvc.ReverbVariableCon
   container = rvc.ReverbVariableContainer(server_address, table_names=[table])
   container._tf_client = tf_client(server_address)  # pylint: disable=protected-access
   return container
+
+
+def weight_pusher(server_address: str, table: str, variables: Any,
+                  traced: bool = True) -> Callable[[], None]:
+  """A function that pushes the current values of `variables` (a nest) into `table`.
+
+  Traced, one push is one graph call: the variable reads, the insert's two
+  constants and the insert op. TF-Agents' container pushes eagerly, each of
+  those a dispatch of its own that takes the GIL back from the actor threads of
+  a local run. With the benchmark's pusher pushing either way every 1/30 s,
+  the 64-lane actor ran 0.735 / 0.795 / 0.795 of env + policy against 0.718 /
+  0.768 / 0.768 eagerly (three invocations, 10 rounds each), and at 256 lanes
+  0.813 against 0.786. `traced=False` keeps the eager container (under
+  TPUStrategy, whose variables live on the TPU).
+  """
+  if not traced:
+    container = variable_container(server_address, table)
+    return lambda: container.push(variables)
+  client = tf_client(server_address)
+  flat = tf.nest.flatten(variables)
+
+  @tf.function(autograph=False)
+  def push():
+    client.insert(data=flat, tables=tf.constant([table]),
+                  priorities=tf.constant([1.0], dtype=tf.float64))
+
+  return push
 
 
 def write_item(writer: reverb.TrajectoryWriter, step: Any, tables: Sequence[str],

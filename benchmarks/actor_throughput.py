@@ -128,19 +128,21 @@ def start_server(config) -> reverb.Server:
 
 
 def _pusher(server: reverb.Server, config, interval_seconds: float, stop: threading.Event):
-  """A thread that pushes new weights every `interval_seconds`, as a learner would."""
+  """A thread that pushes new weights every `interval_seconds`, as a learner would (through
+  the learner's own replay.weight_pusher)."""
   env = make_batched_env("CartPole-v1", 1)
   network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
   network.create_variables()
   env.close()
   step = tf.Variable(0, dtype=tf.int64)
   variables = {contract.POLICY_KEY: network.variables, contract.TRAIN_STEP_KEY: step}
-  container = replay.variable_container(f"localhost:{server.port}", contract.VARIABLES_TABLE)
+  push_weights = replay.weight_pusher(f"localhost:{server.port}", contract.VARIABLES_TABLE,
+                                      variables)
 
   def push():
     while not stop.wait(interval_seconds):
       step.assign_add(50)
-      container.push(variables)
+      push_weights()
 
   return threading.Thread(target=push, name="bench_pusher", daemon=True)
 

@@ -52,7 +52,10 @@ class LearnerBase:
     self.chief = strategy_lib.is_chief(self.strategy)
     self.checkpoints = LearnerCheckpoints(self.run_dir.checkpoints, self.agent, self.train_step,
                                           self.config.learner.keep_checkpoints)
-    self.container = replay.variable_container(server_address, contract.VARIABLES_TABLE)
+    self._push = replay.weight_pusher(
+        server_address, contract.VARIABLES_TABLE,
+        {contract.POLICY_KEY: self.pushed_variables, contract.TRAIN_STEP_KEY: self.train_step},
+        traced=not isinstance(self.strategy, tf.distribute.TPUStrategy))
     self.summary = tf.summary.create_file_writer(str(self.run_dir.tensorboard("learner")))
     self._pushed_at = -math.inf
     self._unwritten: Optional[Dict[str, float]] = None  # the newest scalars not yet written
@@ -63,8 +66,7 @@ class LearnerBase:
     self._pushed_at = time.monotonic()
     if not self.chief:
       return
-    self.container.push({contract.POLICY_KEY: self.pushed_variables,
-                         contract.TRAIN_STEP_KEY: self.train_step})
+    self._push()
 
   def push_due(self) -> bool:
     """Whether the train loop should push now (`min_push_seconds` since the last push)."""
