@@ -93,11 +93,12 @@ def weight_pusher(server_address: str, table: str, variables: Any,
   Traced, one push is one graph call: the variable reads, the insert's two
   constants and the insert op. TF-Agents' container pushes eagerly, each of
   those a dispatch of its own that takes the GIL back from the actor threads of
-  a local run. With the benchmark's pusher pushing either way every 1/30 s,
-  the 64-lane actor ran 0.735 / 0.795 / 0.795 of env + policy against 0.718 /
-  0.768 / 0.768 eagerly (three invocations, 10 rounds each), and at 256 lanes
-  0.813 against 0.786. `traced=False` keeps the eager container (under
-  TPUStrategy, whose variables live on the TPU).
+  a local run. With benchmarks/actor_throughput.py's pusher pushing either way
+  every 1/30 s, the 64-lane actor ran 0.735 and 0.795 of env + policy against
+  0.718 and 0.768 eagerly (two invocations of 10 rounds, medians), the 256-lane
+  one 0.813 against 0.786 (8 rounds). A push took 321-387 us of the pushing
+  thread's CPU against 677-804 us. `traced=False` keeps the eager container
+  (under TPUStrategy, whose variables live on the TPU; not tried on one).
   """
   if not traced:
     container = variable_container(server_address, table)
