@@ -79,8 +79,8 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
         state.stop.wait(0.05)
         continue
       env_steps = state.env_steps
-      fresh = puller.pull()
-      if fresh is None:
+      values = puller.pull()  # {variable.ref(): array}, or None: no push since the last one
+      if values is None:
         # The weights of the last evaluation: the same greedy policy on the same episodes
         # scores the same, so wait for new ones (at the end, the last score stands).
         if final:
@@ -88,7 +88,6 @@ def run_evaluator(config: Config, server_address: str, run_dir: contract.RunDir,
         else:
           state.stop.wait(_NEW_WEIGHTS_POLL_SECONDS)
         continue
-      values = fresh
       refresh(values)
       episodes = run_episodes(env, act, config.eval.seed)
       result = {**episodes.summary(), "env_steps": env_steps,

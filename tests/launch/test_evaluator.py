@@ -19,17 +19,17 @@ from reverie.launch.run_state import RunState
 
 @contextlib.contextmanager
 def _learner(config, train_step: int):
-  """(the learner's pushed variables, its train step, its container) on a variables table
-  that holds their first push; the variables have the evaluator's layout."""
+  """(the server's address, the learner's pushed variables, its train step, its push) on a
+  variables table that holds their first push; the variables have the evaluator's layout."""
   env = make_batched_env("CartPole-v1", 1)
   pushed, _, _ = _greedy_policy(config, env)
   step = tf.Variable(train_step, dtype=tf.int64)
   variables = {contract.POLICY_KEY: pushed, contract.TRAIN_STEP_KEY: step}
   server = reverb.Server([replay.variables_table(contract.VARIABLES_TABLE, variables)])
-  container = replay.variable_container(f"localhost:{server.port}", contract.VARIABLES_TABLE)
+  push = replay.weight_pusher(f"localhost:{server.port}", contract.VARIABLES_TABLE, variables)
   try:
-    container.push(variables)
-    yield f"localhost:{server.port}", pushed, step, lambda: container.push(variables)
+    push()
+    yield f"localhost:{server.port}", pushed, step, push
   finally:
     server.stop()
     env.close()
