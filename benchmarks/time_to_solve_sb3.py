@@ -22,9 +22,9 @@ Ten seeds by default, not five: SB3's DQN solves each seed in the same env
 steps every time (seeds 0-4: 5,000, 36,000, 28,000, 6,000 and 8,000 in every
 run in benchmarks/results/time_to_solve_sb3.txt), so over seeds 0-4 its median
 was always seed 4's run, one of its fastest, while Reverie's runs vary from
-one invocation to the next. Three ten-seed invocations put Reverie / SB3 at
-0.37 (2026-11-26), 0.40 and 0.30 (2026-11-27); their seeds 0-4 alone gave
-0.59, 0.46 and 0.59.
+one invocation to the next. Four ten-seed invocations put Reverie / SB3 at
+0.37 (2026-11-26), 0.40, 0.30 and 0.35 (2026-11-27); their seeds 0-4 alone
+gave 0.59, 0.46, 0.59 and 0.56.
 
 Targets (issue 9): median wall seconds to solve, Reverie / SB3 <= 0.5 for DQN, <= 1.0 for PPO.
 """
