@@ -52,10 +52,12 @@ class LearnerBase:
     self.chief = strategy_lib.is_chief(self.strategy)
     self.checkpoints = LearnerCheckpoints(self.run_dir.checkpoints, self.agent, self.train_step,
                                           self.config.learner.keep_checkpoints)
-    self._push = replay.weight_pusher(
-        server_address, contract.VARIABLES_TABLE,
-        {contract.POLICY_KEY: self.pushed_variables, contract.TRAIN_STEP_KEY: self.train_step},
-        traced=not isinstance(self.strategy, tf.distribute.TPUStrategy))
+    self._push = None  # only the chief pushes: other multi_worker workers make no Reverb client
+    if self.chief:
+      self._push = replay.weight_pusher(
+          server_address, contract.VARIABLES_TABLE,
+          {contract.POLICY_KEY: self.pushed_variables, contract.TRAIN_STEP_KEY: self.train_step},
+          traced=not isinstance(self.strategy, tf.distribute.TPUStrategy))
     self.summary = tf.summary.create_file_writer(str(self.run_dir.tensorboard("learner")))
     self._pushed_at = -math.inf
     self._unwritten: Optional[Dict[str, float]] = None  # the newest scalars not yet written
@@ -64,9 +66,8 @@ class LearnerBase:
 
   def push_weights(self) -> None:
     self._pushed_at = time.monotonic()
-    if not self.chief:
-      return
-    self._push()
+    if self._push is not None:
+      self._push()
 
   def push_due(self) -> bool:
     """Whether the train loop should push now (`min_push_seconds` since the last push)."""
