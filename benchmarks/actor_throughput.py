@@ -16,8 +16,12 @@ Each counts lanes x vector steps. The rounds alternate the paths; the table
 quotes medians, the ratio of the actor's to env+policy's, and the median of the
 paired ratios (each round's actor over the env+policy measured just before it:
 this 2-core machine has slow phases of several seconds that a round's paths share).
+Then one actor and env + policy run in one process, stepping in turn in short
+windows (`interleaved`); their ratio is the "interleaved" column, a second
+measure of the same ratio whose two paths are never seconds apart.
 
     python benchmarks/actor_throughput.py [--lanes 1 16 64 256] [--rounds 5] [--seconds 2]
+                                         [--windows 20] [--window-seconds 0.4]
                                          [--push-interval-seconds 0.033]
 
 Targets (issue 9): actor >= 0.8 x env+policy at 64 and 256 lanes; >= 100,000
@@ -25,12 +29,14 @@ env steps/s at 256 lanes.
 """
 
 import argparse
+import contextlib
 import math
 import os
 import statistics
 import tempfile
 import threading
 import time
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # pylint: disable=g-import-not-at-top
@@ -47,6 +53,7 @@ from reverie.launch.config import load_config  # pylint: disable=g-import-not-at
 from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
 
 _WARMUP_SECONDS = 0.5
+_SETTLE_SECONDS = 0.1  # of each interleaved window, not counted
 
 
 class _CountingEnv:
@@ -61,6 +68,22 @@ class _CountingEnv:
   def step(self, actions):
     self.lane_steps += self._env.num_envs
     return self._env.step(actions)
+
+
+class _GatedEnv(_CountingEnv):
+  """A counting env whose `step` waits while the gate is shut: the actor's loop parks in it."""
+
+  def __init__(self, env):
+    super().__init__(env)
+    self.open, self.parked = threading.Event(), threading.Event()
+    self.open.set()
+
+  def step(self, actions):
+    if not self.open.is_set():
+      self.parked.set()
+      self.open.wait()
+      self.parked.clear()
+    return super().step(actions)
 
 
 def _measure(counter, seconds: float) -> float:
@@ -89,21 +112,35 @@ def env_only(lanes: int, seconds: float) -> float:
   return rate
 
 
+class _EnvPolicy:
+  """An env stepped with the actor's EpsilonGreedy policy (epsilon 0.05), no actor around it."""
+
+  def __init__(self, config, env):
+    self.env = env
+    network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
+    network.create_variables()
+    self._policy = dqn_agent.EpsilonGreedy(network, env.observation_spec, env.action_spec,
+                                           seed=0)
+    self._policy.refresh()
+    self._observation = env.reset(seed=0)
+
+  def step(self) -> None:
+    self._observation = self.env.step(self._policy.act(self._observation, 0.05)).observation
+
+  def run(self, seconds: float) -> float:
+    """Steps for `seconds`; returns lane steps/s."""
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+      self.step()
+      steps += self.env.num_envs
+    return steps / (time.perf_counter() - started)
+
+
 def env_policy(config, lanes: int, seconds: float) -> float:
-  env = _CountingEnv(make_batched_env("CartPole-v1", lanes))
-  network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
-  network.create_variables()
-  policy = dqn_agent.EpsilonGreedy(network, env.observation_spec, env.action_spec, seed=0)
-  policy.refresh()
-  observation = env.reset(seed=0)
-  started = time.perf_counter()
-  while time.perf_counter() - started < _WARMUP_SECONDS:
-    observation = env.step(policy.act(observation, 0.05)).observation
-  env.lane_steps, started = 0, time.perf_counter()
-  while time.perf_counter() - started < seconds:
-    observation = env.step(policy.act(observation, 0.05)).observation
-  rate = env.lane_steps / (time.perf_counter() - started)
-  env.close()
+  path = _EnvPolicy(config, make_batched_env("CartPole-v1", lanes))
+  path.run(_WARMUP_SECONDS)
+  rate = path.run(seconds)
+  path.env.close()
   return rate
 
 
@@ -127,9 +164,10 @@ def start_server(config) -> reverb.Server:
   return server
 
 
-def _pusher(server: reverb.Server, config, interval_seconds: float, stop: threading.Event):
+def _pusher(server: reverb.Server, config, interval_seconds: float, stop: threading.Event,
+            pushing: Optional[threading.Event] = None):
   """A thread that pushes new weights every `interval_seconds`, as a learner would (through
-  the learner's own replay.weight_pusher)."""
+  the learner's own replay.weight_pusher); with `pushing`, only while it is set."""
   env = make_batched_env("CartPole-v1", 1)
   network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
   network.create_variables()
@@ -141,28 +179,31 @@ def _pusher(server: reverb.Server, config, interval_seconds: float, stop: thread
 
   def push():
     while not stop.wait(interval_seconds):
-      step.assign_add(50)
-      push_weights()
+      if pushing is None or pushing.is_set():
+        step.assign_add(50)
+        push_weights()
 
   return threading.Thread(target=push, name="bench_pusher", daemon=True)
 
 
-def actor(config, server: reverb.Server, root: str, seconds: float,
-          push_interval_seconds: float = 0.0) -> float:
-  """launch/actor.run_actor in a thread; its env counts the steps."""
+@contextlib.contextmanager
+def _running_actor(config, server: reverb.Server, root: str, push_interval_seconds: float,
+                   pushing: Optional[threading.Event] = None):
+  """launch/actor.run_actor in a thread, with a pusher thread when `push_interval_seconds`;
+  yields its env (a _GatedEnv, which counts the steps) once it has one."""
   envs = []
   stop_pushes = threading.Event()
-  pusher = _pusher(server, config, push_interval_seconds, stop_pushes) \
+  pusher = _pusher(server, config, push_interval_seconds, stop_pushes, pushing) \
       if push_interval_seconds > 0 else None
 
-  def counting_env(*args, **kwargs):
-    envs.append(_CountingEnv(make_batched_env(*args, **kwargs)))
+  def gated_env(*args, **kwargs):
+    envs.append(_GatedEnv(make_batched_env(*args, **kwargs)))
     return envs[-1]
 
   state = RunState(max_env_steps=10**12)
   run_dir = contract.RunDir(tempfile.mkdtemp(dir=root))
   original = actor_lib.make_batched_env
-  actor_lib.make_batched_env = counting_env
+  actor_lib.make_batched_env = gated_env
   errors = []
 
   def run():
@@ -184,9 +225,11 @@ def actor(config, server: reverb.Server, root: str, seconds: float,
       time.sleep(0.01)
     if errors:
       raise errors[0]
-    rate = _measure(lambda: envs[0].lane_steps, seconds)
+    yield envs[0]
   finally:
     state.request_stop("benchmark done")
+    if envs:
+      envs[0].open.set()
     stop_pushes.set()
     thread.join()
     if pusher is not None:
@@ -194,7 +237,74 @@ def actor(config, server: reverb.Server, root: str, seconds: float,
     actor_lib.make_batched_env = original
   if errors:
     raise errors[0]
-  return rate
+
+
+def actor(config, server: reverb.Server, root: str, seconds: float,
+          push_interval_seconds: float = 0.0) -> float:
+  """launch/actor.run_actor in a thread; its env counts the steps."""
+  with _running_actor(config, server, root, push_interval_seconds) as env:
+    return _measure(lambda: env.lane_steps, seconds)
+
+
+@contextlib.contextmanager
+def _running_env_policy(config):
+  """env + policy in a thread, on a _GatedEnv (yielded): `interleaved`'s A/A check."""
+  path = _EnvPolicy(config, _GatedEnv(make_batched_env("CartPole-v1",
+                                                       config.actor.envs_per_actor)))
+  stop = threading.Event()
+
+  def run():
+    while not stop.is_set():
+      path.step()
+
+  thread = threading.Thread(target=run, name="bench_env_policy")
+  thread.start()
+  try:
+    yield path.env
+  finally:
+    stop.set()
+    path.env.open.set()
+    thread.join()
+    path.env.close()
+
+
+def interleaved(config, windows: int, seconds: float, running,
+                pushing: Optional[threading.Event] = None) -> float:
+  """Env steps/s of a path in another thread over env + policy's, in `windows` pairs of windows.
+
+  `running` (a context manager: `_running_actor`, or `_running_env_policy` as an
+  A/A check) starts the other path; env + policy (as `env_policy`) steps in
+  this thread. In turn, one steps while the other waits: the other path parks
+  in its env's `step`, and the pusher (`pushing` cleared) does not push, while
+  env + policy steps. Each window of `seconds` is counted after
+  `_SETTLE_SECONDS`, so the two windows of a pair lie well under a second
+  apart, not the 5 s or more between `env_policy` and `actor` in a round. The
+  ratio is of the two paths' mean rates over all windows (single windows of
+  0.4 s moved from 0.6 to 1.3 of each other here).
+  """
+  alone = _EnvPolicy(config, make_batched_env("CartPole-v1", config.actor.envs_per_actor))
+  rates = []
+  with running as gated:
+    _measure(lambda: gated.lane_steps, 0.0)  # the other path has started and warmed up
+    alone.run(_WARMUP_SECONDS)
+    for _ in range(windows):
+      if pushing is not None:
+        pushing.clear()
+      gated.open.clear()
+      if not gated.parked.wait(60):
+        raise RuntimeError("the other path did not park in its env's step within 60 s")
+      alone.run(_SETTLE_SECONDS)
+      alone_rate = alone.run(seconds)
+      if pushing is not None:
+        pushing.set()
+      gated.open.set()
+      time.sleep(_SETTLE_SECONDS)
+      start_steps, started = gated.lane_steps, time.perf_counter()
+      time.sleep(seconds)
+      rates.append(((gated.lane_steps - start_steps) / (time.perf_counter() - started),
+                    alone_rate))
+  alone.env.close()
+  return statistics.mean(a for a, _ in rates) / statistics.mean(p for _, p in rates)
 
 
 def main() -> None:
@@ -202,11 +312,15 @@ def main() -> None:
   parser.add_argument("--lanes", type=int, nargs="+", default=[1, 16, 64, 256])
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+  parser.add_argument("--windows", type=int, default=20,
+                      help="interleaved pairs of windows per lane count (0: none)")
+  parser.add_argument("--window-seconds", type=float, default=0.4, help="per interleaved window")
   parser.add_argument("--push-interval-seconds", type=float, default=1 / 30,
                       help="a thread pushes new weights this often, as the learner of a DQN "
                            "CartPole run may (it pushes at most every 0.05 s); 0 = no pushes")
   parser.add_argument("--set", action="append", default=[],
-                      help="extra config overrides (KEY=VALUE), e.g. actor.weight_update_interval_steps")
+                      help="extra config overrides (KEY=VALUE), "
+                           "e.g. actor.weight_update_interval_steps")
   args = parser.parse_args()
   print(f"# one DQN actor (configs/dqn_cartpole.yaml, CartPole-v1), env steps/s, median of "
         f"{args.rounds} alternating rounds of {args.seconds:g} s, {os.cpu_count()} cores, "
@@ -214,7 +328,8 @@ def main() -> None:
         + (f"; --set {' '.join(args.set)}" if args.set else ""),
         flush=True)
   print(f"{'lanes':>5} {'env':>9} {'env+policy':>10} {'actor':>9} {'actor/env+pol':>13} "
-        f"{'paired':>6} {'actor min':>9} {'actor max':>9}", flush=True)
+        f"{'paired':>6} {'interleaved':>11} {'A/A':>5} {'actor min':>9} {'actor max':>9}",
+        flush=True)
   with tempfile.TemporaryDirectory(prefix="reverie-bench-") as root:
     for lanes in args.lanes:
       config = load_config("dqn_cartpole", [*args.set, f"actor.envs_per_actor={lanes}"]).config
@@ -225,15 +340,27 @@ def main() -> None:
         rates["env+policy"].append(env_policy(config, lanes, args.seconds))
         rates["actor"].append(actor(config, server, root, args.seconds,
                                     args.push_interval_seconds))
+      together = check = math.nan
+      if args.windows:
+        pushing = threading.Event()
+        pushing.set()
+        together = interleaved(config, args.windows, args.window_seconds,
+                               _running_actor(config, server, root, args.push_interval_seconds,
+                                              pushing), pushing)
+        check = interleaved(config, args.windows, args.window_seconds,
+                            _running_env_policy(config))
       server.stop()
       env, policy, ours = (statistics.median(rates[k]) for k in ("env", "env+policy", "actor"))
       paired = statistics.median(a / p for a, p in zip(rates["actor"], rates["env+policy"]))
       print(f"{lanes:>5} {env:>9,.0f} {policy:>10,.0f} {ours:>9,.0f} {ours / policy:>13.2f} "
-            f"{paired:>6.2f} {min(rates['actor']):>9,.0f} {max(rates['actor']):>9,.0f}",
-            flush=True)
+            f"{paired:>6.2f} {together:>11.2f} {check:>5.2f} {min(rates['actor']):>9,.0f} "
+            f"{max(rates['actor']):>9,.0f}", flush=True)
   print("(lanes x vector steps per second; actor/env+policy of the medians, paired = median of "
-        "each round's actor / env+policy; targets: actor/env+policy >= 0.8 at 64 and 256 lanes, "
-        "actor >= 100,000 at 256 lanes)")
+        "each round's actor / env+policy; interleaved = actor / env+policy in "
+        f"{args.windows} pairs of {args.window_seconds:g} s windows, one path stepping while the "
+        "other waits (interleaved()); A/A = the same with env + policy in place of the actor "
+        "(1.00 but for this machine's noise); targets: actor/env+policy >= 0.8 at 64 and 256 "
+        "lanes, actor >= 100,000 at 256 lanes)")
 
 
 if __name__ == "__main__":
