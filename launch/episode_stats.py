@@ -44,7 +44,7 @@ class EpisodeStats:
     self._rows = 0      # rows filled since the last episode sum
     self._booked = 0    # of them, rows whose env steps are booked
     # Each lane's open episode at the first row: its return and length so far.
-    self._open_return, self._open_length = np.zeros(lanes), np.zeros(lanes, np.int64)
+    self._open_return, self._open_length = np.zeros(lanes), np.zeros(lanes, np.int32)
     self._summary = tf.summary.create_file_writer(str(run_dir.tensorboard("actor", index)))
     self._own_steps = 0
     self._env_steps = None  # the run's env steps (all actors) at the last booking
@@ -94,7 +94,9 @@ class EpisodeStats:
     # A reset step starts its lane's episode: no reward, no length (BatchStep).
     total = np.cumsum(np.where(started, 0.0, self._reward[:n]), axis=0)
     total += self._open_return
-    length = np.cumsum(moved, axis=0)
+    # int32: summing the bools into int64 made this whole call take 2.0-2.3 ms for 256 rows of
+    # 256 lanes here, against 1.6 ms; the same at 64 lanes (issue 9). Episodes stay under 2**31.
+    length = np.cumsum(moved, axis=0, dtype=np.int32)
     length += self._open_length
     finished = ended & moved
     lane, row = np.nonzero(finished.T)  # lane by lane, each lane's episodes in order
