@@ -277,10 +277,10 @@ def interleaved(config, windows: int, seconds: float, running,
   this thread. In turn, one steps while the other waits: the other path parks
   in its env's `step`, and the pusher (`pushing` cleared) does not push, while
   env + policy steps. Each window of `seconds` is counted after
-  `_SETTLE_SECONDS`, so the two windows of a pair lie well under a second
-  apart, not the 5 s or more between `env_policy` and `actor` in a round. The
-  ratio is of the two paths' mean rates over all windows (single windows of
-  0.4 s moved from 0.6 to 1.3 of each other here).
+  `_SETTLE_SECONDS`, so the two windows of a pair lie under a second apart,
+  against several seconds (the actor's start and warm-up) between `env_policy`
+  and `actor` in a round. The ratio is of the two paths' mean rates over all
+  windows: single pairs of 0.5 s windows ranged from 0.6 to 1.3 here.
   """
   alone = _EnvPolicy(config, make_batched_env("CartPole-v1", config.actor.envs_per_actor))
   rates = []
