@@ -71,11 +71,11 @@ class _CountingEnv:
 
 
 class _GatedEnv(_CountingEnv):
-  """A counting env whose `step` waits while the gate is shut: the actor's loop parks in it."""
+  """A counting env whose `step` waits while the gate (`open`) is shut: the loop parks in it."""
 
-  def __init__(self, env):
+  def __init__(self, env, gate: Optional[threading.Event] = None):
     super().__init__(env)
-    self.open, self.parked = threading.Event(), threading.Event()
+    self.open, self.parked = gate or threading.Event(), threading.Event()
     self.open.set()
 
   def step(self, actions):
@@ -165,9 +165,9 @@ def start_server(config) -> reverb.Server:
 
 
 def _pusher(server: reverb.Server, config, interval_seconds: float, stop: threading.Event,
-            pushing: Optional[threading.Event] = None):
-  """A thread that pushes new weights every `interval_seconds`, as a learner would (through
-  the learner's own replay.weight_pusher); with `pushing`, only while it is set."""
+            gate: threading.Event):
+  """A thread that pushes new weights every `interval_seconds` while `gate` is set, as a
+  learner would (through the learner's own replay.weight_pusher)."""
   env = make_batched_env("CartPole-v1", 1)
   network = dqn_agent.make_q_network(config.agent, env.observation_spec, env.action_spec)
   network.create_variables()
@@ -179,7 +179,7 @@ def _pusher(server: reverb.Server, config, interval_seconds: float, stop: thread
 
   def push():
     while not stop.wait(interval_seconds):
-      if pushing is None or pushing.is_set():
+      if gate.is_set():
         step.assign_add(50)
         push_weights()
 
@@ -187,17 +187,17 @@ def _pusher(server: reverb.Server, config, interval_seconds: float, stop: thread
 
 
 @contextlib.contextmanager
-def _running_actor(config, server: reverb.Server, root: str, push_interval_seconds: float,
-                   pushing: Optional[threading.Event] = None):
+def _running_actor(config, server: reverb.Server, root: str, push_interval_seconds: float):
   """launch/actor.run_actor in a thread, with a pusher thread when `push_interval_seconds`;
-  yields its env (a _GatedEnv, which counts the steps) once it has one."""
+  yields its env (a _GatedEnv, which counts the steps) once it has one. The pusher
+  pushes only while the env's gate is open."""
   envs = []
-  stop_pushes = threading.Event()
-  pusher = _pusher(server, config, push_interval_seconds, stop_pushes, pushing) \
+  gate, stop_pushes = threading.Event(), threading.Event()
+  pusher = _pusher(server, config, push_interval_seconds, stop_pushes, gate) \
       if push_interval_seconds > 0 else None
 
   def gated_env(*args, **kwargs):
-    envs.append(_GatedEnv(make_batched_env(*args, **kwargs)))
+    envs.append(_GatedEnv(make_batched_env(*args, **kwargs), gate))
     return envs[-1]
 
   state = RunState(max_env_steps=10**12)
@@ -268,15 +268,14 @@ def _running_env_policy(config):
     path.env.close()
 
 
-def interleaved(config, windows: int, seconds: float, running,
-                pushing: Optional[threading.Event] = None) -> float:
+def interleaved(config, windows: int, seconds: float, running) -> float:
   """Env steps/s of a path in another thread over env + policy's, in `windows` pairs of windows.
 
   `running` (a context manager: `_running_actor`, or `_running_env_policy` as an
   A/A check) starts the other path; env + policy (as `env_policy`) steps in
   this thread. In turn, one steps while the other waits: the other path parks
-  in its env's `step`, and the pusher (`pushing` cleared) does not push, while
-  env + policy steps. Each window of `seconds` is counted after
+  in its env's `step`, and the actor's pusher (gated by the same event) does
+  not push, while env + policy steps. Each window of `seconds` is counted after
   `_SETTLE_SECONDS`, so the two windows of a pair lie under a second apart,
   against several seconds (the actor's start and warm-up) between `env_policy`
   and `actor` in a round. The ratio is of the two paths' mean rates over all
@@ -288,15 +287,11 @@ def interleaved(config, windows: int, seconds: float, running,
     _measure(lambda: gated.lane_steps, 0.0)  # the other path has started and warmed up
     alone.run(_WARMUP_SECONDS)
     for _ in range(windows):
-      if pushing is not None:
-        pushing.clear()
       gated.open.clear()
       if not gated.parked.wait(60):
         raise RuntimeError("the other path did not park in its env's step within 60 s")
       alone.run(_SETTLE_SECONDS)
       alone_rate = alone.run(seconds)
-      if pushing is not None:
-        pushing.set()
       gated.open.set()
       time.sleep(_SETTLE_SECONDS)
       start_steps, started = gated.lane_steps, time.perf_counter()
@@ -342,11 +337,8 @@ def main() -> None:
                                     args.push_interval_seconds))
       together = check = math.nan
       if args.windows:
-        pushing = threading.Event()
-        pushing.set()
         together = interleaved(config, args.windows, args.window_seconds,
-                               _running_actor(config, server, root, args.push_interval_seconds,
-                                              pushing), pushing)
+                               _running_actor(config, server, root, args.push_interval_seconds))
         check = interleaved(config, args.windows, args.window_seconds,
                             _running_env_policy(config))
       server.stop()
