@@ -228,8 +228,7 @@ def _running_actor(config, server: reverb.Server, root: str, push_interval_secon
     yield envs[0]
   finally:
     state.request_stop("benchmark done")
-    if envs:
-      envs[0].open.set()
+    gate.set()  # an actor parked in its env's step must wake to see the stop
     stop_pushes.set()
     thread.join()
     if pusher is not None:
