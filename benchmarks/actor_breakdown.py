@@ -2,7 +2,7 @@
 
 Two tables per lane count, CartPole-v1 (configs/dqn_cartpole.yaml otherwise):
 
-1. `actor_throughput.interleaved` for four versions of the other path, each
+1. `actor_throughput.interleaved_windows` for four versions of the other path, each
    against env + policy stepping in this thread, in turn:
      actor        the benchmark's actor: Reverb writes, weight pulls, a thread
                   pushing weights every --push-interval-seconds
@@ -27,7 +27,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
 import time
 
 import actor_throughput as bench  # pylint: disable=g-import-not-at-top
@@ -43,52 +42,19 @@ from reverie.launch.episode_stats import EpisodeStats  # pylint: disable=g-impor
 from reverie.launch.run_state import RunState  # pylint: disable=g-import-not-at-top
 
 # pylint: disable=protected-access
-_EnvPolicy, _measure, _running_actor, _running_env_policy = (
-    bench._EnvPolicy, bench._measure, bench._running_actor, bench._running_env_policy)
-_WARMUP_SECONDS, _SETTLE_SECONDS = bench._WARMUP_SECONDS, bench._SETTLE_SECONDS
+_EnvPolicy, _running_actor, _running_env_policy = (
+    bench._EnvPolicy, bench._running_actor, bench._running_env_policy)
 # pylint: enable=protected-access
 _NEVER = 10**15  # actor.weight_update_interval_steps of an actor that never looks for weights
-_PATH_THREADS = ("bench_actor", "bench_env_policy")
-
-
-def _thread_cpu(ident: int) -> float:
-  return time.clock_gettime(time.pthread_getcpuclockid(ident))
 
 
 def interleaved_cpu(config, windows: int, seconds: float, running):
-  """`actor_throughput.interleaved`, also reading both paths' thread CPU.
-
-  Returns (rate ratio, CPU-per-vector-step ratio, the other path's on-CPU share).
-  """
-  alone = _EnvPolicy(config, make_batched_env("CartPole-v1", config.actor.envs_per_actor))
-  steps, walls, cpus = [0, 0], [0.0, 0.0], [0.0, 0.0]  # [other path, env + policy]
-  with running as gated:
-    _measure(lambda: gated.lane_steps, 0.0)
-    other = next(t.ident for t in threading.enumerate() if t.name in _PATH_THREADS)
-    here = threading.get_ident()
-    alone.run(_WARMUP_SECONDS)
-    for _ in range(windows):
-      gated.open.clear()
-      if not gated.parked.wait(60):
-        raise RuntimeError("the other path did not park in its env's step within 60 s")
-      alone.run(_SETTLE_SECONDS)
-      cpu, started = _thread_cpu(here), time.perf_counter()
-      rate = alone.run(seconds)
-      wall = time.perf_counter() - started
-      steps[1] += rate * wall
-      walls[1] += wall
-      cpus[1] += _thread_cpu(here) - cpu
-      gated.open.set()
-      time.sleep(_SETTLE_SECONDS)
-      lane_steps, cpu, started = gated.lane_steps, _thread_cpu(other), time.perf_counter()
-      time.sleep(seconds)
-      steps[0] += gated.lane_steps - lane_steps
-      walls[0] += time.perf_counter() - started
-      cpus[0] += _thread_cpu(other) - cpu
-  alone.env.close()
-  rate_ratio = (steps[0] / walls[0]) / (steps[1] / walls[1])
-  cpu_ratio = (cpus[0] / steps[0]) / (cpus[1] / steps[1])
-  return rate_ratio, cpu_ratio, cpus[0] / walls[0]
+  """(rate ratio, CPU-per-vector-step ratio, the other path's on-CPU share) of
+  `actor_throughput.interleaved_windows`."""
+  other, alone = bench.interleaved_windows(config, windows, seconds, running)
+  rate_ratio = statistics.mean(other.rates) / statistics.mean(alone.rates)
+  cpu_ratio = (other.cpu_seconds / other.lane_steps) / (alone.cpu_seconds / alone.lane_steps)
+  return rate_ratio, cpu_ratio, other.cpu_seconds / other.seconds
 
 
 def _variants(config, lanes: int, server, root: str, push_seconds: float):

@@ -30,13 +30,14 @@ env steps/s at 256 lanes.
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import statistics
 import tempfile
 import threading
 import time
-from typing import Optional
+from typing import List, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # pylint: disable=g-import-not-at-top
@@ -77,9 +78,11 @@ class _GatedEnv(_CountingEnv):
     super().__init__(env)
     self.open, self.parked = gate or threading.Event(), threading.Event()
     self.open.set()
+    self.stepper: Optional[int] = None  # the ident of the thread that stepped it, once parked
 
   def step(self, actions):
     if not self.open.is_set():
+      self.stepper = threading.get_ident()
       self.parked.set()
       self.open.wait()
       self.parked.clear()
@@ -267,8 +270,27 @@ def _running_env_policy(config):
     path.env.close()
 
 
-def interleaved(config, windows: int, seconds: float, running) -> float:
-  """Env steps/s of a path in another thread over env + policy's, in `windows` pairs of windows.
+@dataclasses.dataclass
+class Windows:
+  """One path's windows in `interleaved_windows`: their rates, and their totals."""
+  rates: List[float] = dataclasses.field(default_factory=list)  # lane steps/s of each window
+  lane_steps: float = 0.0
+  cpu_seconds: float = 0.0  # of the thread that stepped the path
+  seconds: float = 0.0
+
+  def add(self, lane_steps: float, cpu_seconds: float, seconds: float) -> None:
+    self.rates.append(lane_steps / seconds)
+    self.lane_steps += lane_steps
+    self.cpu_seconds += cpu_seconds
+    self.seconds += seconds
+
+
+def _thread_cpu_seconds(ident: int) -> float:
+  return time.clock_gettime(time.pthread_getcpuclockid(ident))
+
+
+def interleaved_windows(config, windows: int, seconds: float, running):
+  """A path in another thread and env + policy in this one, in `windows` pairs of windows.
 
   `running` (a context manager: `_running_actor`, or `_running_env_policy` as an
   A/A check) starts the other path; env + policy (as `env_policy`) steps in
@@ -277,11 +299,10 @@ def interleaved(config, windows: int, seconds: float, running) -> float:
   not push, while env + policy steps. Each window of `seconds` is counted after
   `_SETTLE_SECONDS`, so the two windows of a pair lie under a second apart,
   against several seconds (the actor's start and warm-up) between `env_policy`
-  and `actor` in a round. The ratio is of the two paths' mean rates over all
-  windows: single pairs of 0.5 s windows ranged from 0.6 to 1.3 here.
+  and `actor` in a round. Returns the two paths' Windows: (other, env + policy).
   """
   alone = _EnvPolicy(config, make_batched_env("CartPole-v1", config.actor.envs_per_actor))
-  rates = []
+  other, here = Windows(), Windows()
   with running as gated:
     _measure(lambda: gated.lane_steps, 0.0)  # the other path has started and warmed up
     alone.run(_WARMUP_SECONDS)
@@ -290,15 +311,29 @@ def interleaved(config, windows: int, seconds: float, running) -> float:
       if not gated.parked.wait(60):
         raise RuntimeError("the other path did not park in its env's step within 60 s")
       alone.run(_SETTLE_SECONDS)
-      alone_rate = alone.run(seconds)
+      cpu, started = time.thread_time(), time.perf_counter()
+      rate = alone.run(seconds)
+      took = time.perf_counter() - started
+      here.add(rate * took, time.thread_time() - cpu, took)
       gated.open.set()
       time.sleep(_SETTLE_SECONDS)
-      start_steps, started = gated.lane_steps, time.perf_counter()
+      steps, cpu = gated.lane_steps, _thread_cpu_seconds(gated.stepper)
+      started = time.perf_counter()
       time.sleep(seconds)
-      rates.append(((gated.lane_steps - start_steps) / (time.perf_counter() - started),
-                    alone_rate))
+      other.add(gated.lane_steps - steps, _thread_cpu_seconds(gated.stepper) - cpu,
+                time.perf_counter() - started)
   alone.env.close()
-  return statistics.mean(a for a, _ in rates) / statistics.mean(p for _, p in rates)
+  return other, here
+
+
+def interleaved(config, windows: int, seconds: float, running) -> float:
+  """Env steps/s of a path in another thread over env + policy's (`interleaved_windows`).
+
+  The ratio is of the two paths' mean rates over all windows: single pairs of
+  0.5 s windows ranged from 0.6 to 1.3 here.
+  """
+  other, alone = interleaved_windows(config, windows, seconds, running)
+  return statistics.mean(other.rates) / statistics.mean(alone.rates)
 
 
 def main() -> None:
