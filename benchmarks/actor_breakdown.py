@@ -52,9 +52,8 @@ def interleaved_cpu(config, windows: int, seconds: float, running):
   """(rate ratio, CPU-per-vector-step ratio, the other path's on-CPU share) of
   `actor_throughput.interleaved_windows`."""
   other, alone = bench.interleaved_windows(config, windows, seconds, running)
-  rate_ratio = statistics.mean(other.rates) / statistics.mean(alone.rates)
   cpu_ratio = (other.cpu_seconds / other.lane_steps) / (alone.cpu_seconds / alone.lane_steps)
-  return rate_ratio, cpu_ratio, other.cpu_seconds / other.seconds
+  return bench.rate_ratio(other, alone), cpu_ratio, other.cpu_seconds / other.seconds
 
 
 def _variants(config, lanes: int, server, root: str, push_seconds: float):
